@@ -1,0 +1,66 @@
+import os
+
+import pytest
+
+from anonaudit.compute import DaskExecutor, LocalExecutor, TaskFailed, get_executor
+from anonaudit.errors import ParameterError
+
+
+def square(x: int) -> tuple[int, int, str]:
+    return x * x, os.getpid(), os.environ.get("OMP_NUM_THREADS", "")
+
+
+def explode(x: int) -> int:
+    if x == 3:
+        raise ValueError("boom")
+    return x
+
+
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_local_executor_runs_every_task_once(n_workers):
+    ex = LocalExecutor(n_workers)
+    try:
+        results = dict(ex.map_unordered(square, [{"x": i} for i in range(8)]))
+    finally:
+        ex.close()
+    assert {i: r[0] for i, r in results.items()} == {i: i * i for i in range(8)}
+    if n_workers == 2:
+        assert len({r[1] for r in results.values()} - {os.getpid()}) >= 1  # ran in child processes
+        assert {r[2] for r in results.values()} == {"1"}  # one thread per task
+
+
+def test_failed_task_is_named():
+    ex = LocalExecutor(2)
+    try:
+        with pytest.raises(TaskFailed, match=r"task 3 \(x=3\).*ValueError: boom"):
+            list(ex.map_unordered(explode, [{"x": i} for i in range(5)]))
+    finally:
+        ex.close()
+
+
+def test_dask_local_cluster():
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        ex = get_executor(scheduler=cluster.scheduler_address)
+        try:
+            assert isinstance(ex, DaskExecutor) and ex.n_workers == 2
+            results = dict(ex.map_unordered(square, [{"x": i} for i in range(10)]))
+            assert {i: r[0] for i, r in results.items()} == {i: i * i for i in range(10)}
+            with pytest.raises(TaskFailed, match="task 3"):
+                list(ex.map_unordered(explode, [{"x": i} for i in range(5)]))
+        finally:
+            ex.close()
+        with Client(cluster) as client:  # an existing client is used, not closed
+            ex = DaskExecutor(client)
+            assert dict(ex.map_unordered(square, [{"x": 2}]))[0][0] == 4
+            ex.close()
+            assert client.status == "running"
+
+
+def test_executor_parameter_errors(monkeypatch):
+    with pytest.raises(ParameterError, match="n_workers"):
+        LocalExecutor(0)
+    monkeypatch.setenv("ANONAUDIT_DASK_SCHEDULER", "tcp://127.0.0.1:1")
+    with pytest.raises(ParameterError, match="cannot reach Dask scheduler"):
+        get_executor()
