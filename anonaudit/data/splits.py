@@ -87,6 +87,18 @@ def split_by_time(
     }
 
 
+def _block_sizes(k: int, f: np.ndarray) -> np.ndarray:
+    """Split k items by fractions f: at least one per positive fraction when k allows, sum k."""
+    sizes = np.round(f * k).astype(int)
+    if k >= (f > 0).sum():
+        sizes = np.where(f > 0, np.maximum(sizes, 1), 0)
+    while sizes.sum() > k:
+        sizes[np.argmax(sizes)] -= 1
+    while sizes.sum() < k:
+        sizes[np.argmax(f * k - sizes)] += 1
+    return sizes
+
+
 def recording_assignment(
     ds: SensorDataset,
     fractions: Sequence[float] = (0.6, 0.2, 0.2),
@@ -96,9 +108,10 @@ def recording_assignment(
     """Assign whole recordings to splits so that every subject is in every split.
 
     Within each (subject, activity) group the recordings are taken in table order (or sorted by
-    column ``by``, e.g. ``"trial"``) and the i-th of k goes to the split whose cumulative
-    fraction first exceeds (i + 0.5) / k. Subjects who end up missing from a split are named
-    in the error, rather than silently dropped.
+    column ``by``, e.g. ``"trial"``) and dealt out in consecutive blocks whose sizes follow the
+    fractions, every split with a positive fraction getting at least one recording when the
+    group has enough. Subjects who still end up missing from a split are named in the error,
+    rather than silently dropped.
     """
     f = _check_fractions(fractions)
     recs = ds.recordings.copy()
@@ -110,8 +123,8 @@ def recording_assignment(
     recs["_activity"] = [np.bincount(ds.labels[s : s + n] + 1).argmax() for s, n in zip(recs["start"], recs["length"])]
     position = recs.groupby(["subject", "_activity"]).cumcount().to_numpy()
     size = recs.groupby(["subject", "_activity"])["recording"].transform("size").to_numpy()
-    split_idx = np.searchsorted(np.cumsum(f), (position + 0.5) / size, side="right")
-    split_idx = np.minimum(split_idx, 2)
+    bounds = {k: np.cumsum(_block_sizes(k, f)) for k in np.unique(size)}
+    split_idx = np.array([np.searchsorted(bounds[k], i, side="right") for i, k in zip(position, size)])
     assignment = dict(zip(recs["recording"], np.asarray(SPLIT_NAMES)[split_idx]))
     needed = [name for name, frac in zip(SPLIT_NAMES, f) if frac > 0]
     for name in needed:

@@ -1,0 +1,5 @@
+"""``python -m anonaudit`` runs the CLI."""
+
+from anonaudit.cli import main
+
+main()

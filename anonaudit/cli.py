@@ -1,0 +1,335 @@
+"""The ``anonaudit`` command line (Typer).
+
+Commands only parse arguments, call the Python API or the job store, and print. Any
+:class:`AnonauditError` becomes one ``error: …`` line and exit code 2 — never a traceback
+(``ANONAUDIT_DEBUG=1`` shows tracebacks of unexpected errors).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from anonaudit.errors import AnonauditError, ParameterError
+from anonaudit.progress import ProgressFn
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Anonymise, audit and explain human-movement sensor data.")
+data_app = typer.Typer(no_args_is_help=True, help="Import, list and inspect datasets.")
+jobs_app = typer.Typer(no_args_is_help=True, help="Queue, inspect, cancel and re-run jobs.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema migrations.")
+app.add_typer(data_app, name="data")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(db_app, name="db")
+
+QueueOpt = Annotated[bool, typer.Option("--queue", help="Only queue the job for `anonaudit worker`.")]
+SeedOpt = Annotated[Optional[int], typer.Option(help="Random seed (recorded with the job).")]
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[ProgressFn]:
+    """A tqdm bar driven by a job's progress(fraction, message) callback."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, desc=description, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}",
+               file=sys.stderr, disable=None)
+
+    def update(fraction: float, message: str = "") -> None:
+        bar.n = round(100 * min(max(fraction, 0.0), 1.0))
+        bar.set_postfix_str(message[:40], refresh=False)
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+def _run_or_queue(kind: str, params: dict[str, Any], seed: int | None, queue: bool) -> dict[str, Any]:
+    from anonaudit import api
+
+    if queue:
+        job_id = api.submit(kind, params, seed=seed)
+        typer.echo(f"queued job {job_id} ({kind}); run `anonaudit worker` to process it")
+        return {"id": job_id, "status": "queued"}
+    with progress_bar(kind) as bar:
+        job = api.run(kind, params, seed=seed, progress=bar)
+    _print_finished(job)
+    return job
+
+
+def _print_finished(job: dict[str, Any]) -> None:
+    typer.echo(f"job {job['id']} ({job['kind']}) {job['status']}")
+    for key, value in (job.get("result") or {}).items():
+        typer.echo(f"  {key}: {value}")
+    if job.get("report_path"):
+        typer.echo(f"  report: {job['report_path']}")
+    if job.get("artifact_dir"):
+        typer.echo(f"  artifacts: {job['artifact_dir']}")
+
+
+# ---------------------------------------------------------------------------- main job
+@app.command()
+def pipeline(
+    path: Annotated[Path, typer.Argument(help="Dataset to run on (folder, file or mapping.toml).")] = Path("sample_data"),
+    name: Annotated[Optional[str], typer.Option(help="Dataset name (default: from the data).")] = None,
+    format: Annotated[str, typer.Option(help="auto, sisfall, hapt, utd_mhad, tabular or anonaudit.")] = "auto",
+    window_s: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.56,
+    stride_s: Annotated[float, typer.Option(help="Window stride in seconds.")] = 1.28,
+    seed: SeedOpt = 0,
+    queue: QueueOpt = False,
+) -> None:
+    """Run the main job end to end on a dataset and write its report."""
+    params = {"path": str(path), "format": format, "name": name, "window_s": window_s, "stride_s": stride_s}
+    _run_or_queue("pipeline", params, seed, queue)
+
+
+# ---------------------------------------------------------------------------- data
+@data_app.command("import")
+def data_import(
+    path: Annotated[Path, typer.Argument(help="SisFall folder/.tar.xz, HAPT csv, UTD-MHAD folder, or mapping.toml.")],
+    format: Annotated[str, typer.Option(help="auto, sisfall, hapt, utd_mhad, tabular or anonaudit.")] = "auto",
+    name: Annotated[Optional[str], typer.Option(help="Name to register the dataset under.")] = None,
+    replace: Annotated[bool, typer.Option(help="Replace a different dataset of the same name.")] = False,
+    queue: QueueOpt = False,
+) -> None:
+    """Import a dataset into the store (Parquet) and print its summary."""
+    job = _run_or_queue("import", {"path": str(path), "format": format, "name": name, "replace": replace}, None, queue)
+    if job["status"] == "succeeded":
+        data_show(job["result"]["name"])
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """List registered datasets."""
+    from anonaudit.store import datasets
+
+    rows = datasets.list_datasets()
+    if not rows:
+        typer.echo("no datasets; import one with `anonaudit data import PATH`")
+    for d in rows:
+        typer.echo(f"{d['id']:>4}  {d['name']:<20} {d['format']:<10} {d['n_subjects']:>4} subjects "
+                   f"{d['n_recordings']:>6} recordings {d['n_samples']:>10} samples @ {d['sampling_rate']:g} Hz")
+
+
+@data_app.command("show")
+def data_show(name: Annotated[str, typer.Argument(help="Dataset name or id.")]) -> None:
+    """Show a dataset's summary."""
+    from anonaudit.store import datasets
+
+    d = datasets.get_dataset(name)
+    s = d["summary"]
+    typer.echo(f"{d['name']} (id {d['id']}, {d['format']}) stored at {d['storage_path']}")
+    typer.echo(f"  {s['n_subjects']} subjects, {s['n_recordings']} recordings, {s['n_samples']} samples, "
+               f"{s['n_channels']} channels @ {s['sampling_rate']:g} Hz ({s['duration_s'] / 3600:.2f} h)")
+    typer.echo(f"  activities: {', '.join(s['activities'])}")
+    typer.echo(f"  subject attributes: {', '.join(s['subject_attributes']) or 'none'}")
+    typer.echo(f"  channel groups: {', '.join(s['channel_groups']) or 'none'}")
+
+
+@data_app.command("delete")
+def data_delete(name: Annotated[str, typer.Argument(help="Dataset name or id.")]) -> None:
+    """Unregister a dataset and delete its Parquet files."""
+    from anonaudit.store import datasets
+
+    path = datasets.delete_dataset(name)
+    typer.echo(f"deleted dataset {name} ({path})")
+
+
+@data_app.command("sample")
+def data_sample(
+    out: Annotated[Path, typer.Option(help="Folder to write the synthetic sample dataset to.")] = Path("sample_data"),
+    seed: Annotated[int, typer.Option(help="Generator seed (the committed sample data uses the default).")] = 7,
+) -> None:
+    """(Re)generate the deterministic synthetic sample dataset, byte for byte."""
+    from anonaudit.data.synthetic import SampleSpec, write_sample_data
+
+    for name, digest in write_sample_data(out, SampleSpec(seed=seed)).items():
+        typer.echo(f"{out / name}  sha256 {digest[:16]}…")
+
+
+# ---------------------------------------------------------------------------- jobs
+def _parse_param(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ParameterError("--param", f"expected KEY=VALUE, got {item!r}")
+    key, raw = item.split("=", 1)
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw  # plain strings need no quotes
+
+
+@jobs_app.command("submit")
+def jobs_submit(
+    kind: Annotated[str, typer.Argument(help="Job kind, e.g. pipeline, import, noop.")],
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="KEY=VALUE (JSON values).")] = None,
+    seed: SeedOpt = None,
+    queue: QueueOpt = True,
+) -> None:
+    """Submit a job of any kind (queued for workers unless --no-queue)."""
+    params = dict(_parse_param(p) for p in param or [])
+    _run_or_queue(kind, params, seed, queue)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    status: Annotated[Optional[str], typer.Option(help="queued, running, succeeded, failed or cancelled.")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="Only jobs of this kind.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+) -> None:
+    """List jobs, newest first."""
+    from anonaudit.store import jobs
+
+    for j in jobs.list_jobs(status=status, kind=kind, limit=limit):
+        typer.echo(f"{j['id']:>5}  {j['kind']:<12} {j['status']:<10} {100 * (j['progress'] or 0):5.1f}%  "
+                   f"{str(j['created_at'])[:19]}  {(j['error'] or j['progress_message'] or '')[:60]}")
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: int) -> None:
+    """Show one job: parameters, status, metrics, artifacts."""
+    from anonaudit.store import jobs
+
+    job = jobs.job_dict(job_id)
+    typer.echo(json.dumps({k: v for k, v in job.items() if k not in ("metrics", "artifacts")}, indent=2, default=str))
+    for m in job.get("metrics", []):
+        tags = " ".join(f"{k}={v}" for k, v in (m["tags"] or {}).items())
+        typer.echo(f"  metric {m['name']} = {m['value']:.6g} {tags}")
+    for a in job.get("artifacts", []):
+        typer.echo(f"  artifact {a['name']} ({a['size_bytes']} bytes) {a['path']}")
+
+
+@jobs_app.command("logs")
+def jobs_logs(job_id: int) -> None:
+    """Print a job's log."""
+    from anonaudit.store import jobs
+
+    for log in jobs.job_logs(job_id):
+        typer.echo(f"{str(log['ts'])[:19]} {log['level']:<7} {log['message']}")
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: int) -> None:
+    """Cancel a queued job, or ask a running one to stop."""
+    from anonaudit.store import jobs
+
+    typer.echo(f"job {job_id}: {jobs.cancel_job(job_id)}")
+
+
+@jobs_app.command("rerun")
+def jobs_rerun(job_id: int) -> None:
+    """Queue a job again with the same kind, parameters and seed (linked to the original)."""
+    from anonaudit.store import jobs
+
+    new_id = jobs.rerun_job(job_id)
+    typer.echo(f"queued job {new_id} as a re-run of job {job_id}; run `anonaudit worker` to process it")
+
+
+@app.command()
+def report(
+    job_id: int,
+    out: Annotated[Optional[Path], typer.Option(help="Output HTML file (default: reports/job-ID-KIND.html).")] = None,
+) -> None:
+    """Render a job's standalone HTML report."""
+    from anonaudit.jobs.reports import write_report
+
+    typer.echo(str(write_report(job_id, out)))
+
+
+@app.command()
+def worker(
+    worker_id: Annotated[Optional[str], typer.Option("--id", help="Worker name (default host:pid).")] = None,
+    lease: Annotated[float, typer.Option(help="Lease seconds; a job whose worker stops heart-beating is re-queued after it.")] = 30.0,
+    poll: Annotated[float, typer.Option(help="Seconds between queue polls when idle.")] = 1.0,
+    max_jobs: Annotated[Optional[int], typer.Option(help="Exit after this many jobs.")] = None,
+    idle_exit: Annotated[Optional[float], typer.Option(help="Exit after this many idle seconds.")] = None,
+    kind: Annotated[Optional[list[str]], typer.Option(help="Only run these job kinds.")] = None,
+) -> None:
+    """Process queued jobs (several workers may share one PostgreSQL database)."""
+    import logging
+
+    from anonaudit.jobs.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    n = run_worker(worker_id=worker_id, lease_seconds=lease, poll_seconds=poll, max_jobs=max_jobs,
+                   idle_exit_seconds=idle_exit, kinds=kind)
+    typer.echo(f"worker stopped after {n} job(s)")
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="Port to serve the app on.")] = 8501,
+    address: Annotated[str, typer.Option(help="Bind address (localhost by default).")] = "127.0.0.1",
+    with_worker: Annotated[bool, typer.Option(help="Also start a local worker for submitted jobs.")] = True,
+) -> None:
+    """Start the Streamlit app (and a local worker) on localhost."""
+    import subprocess
+
+    app_file = Path(__file__).resolve().parent.parent / "app" / "Home.py"
+    if not app_file.is_file():
+        raise ParameterError("app", f"Streamlit app not found at {app_file}; run from a source checkout")
+    procs = [subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(app_file), "--server.headless", "true",
+                               "--server.address", address, "--server.port", str(port),
+                               "--browser.gatherUsageStats", "false"])]
+    if with_worker:
+        procs.append(subprocess.Popen([sys.executable, "-m", "anonaudit", "worker"]))
+    typer.echo(f"anonaudit app on http://{address}:{port} (Ctrl-C stops it)")
+    try:
+        procs[0].wait()
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+
+
+# ---------------------------------------------------------------------------- db
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply migrations up to REVISION (default head)."""
+    from anonaudit.store import db
+
+    db.upgrade(revision=revision)
+    typer.echo(f"database at {db.current_revision()}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. base or -1.")]) -> None:
+    """Revert migrations down to REVISION."""
+    from anonaudit.store import db
+
+    db.downgrade(revision=revision)
+    typer.echo(f"database at {db.current_revision()}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database URL (without password) and its schema revision."""
+    from anonaudit.store import db
+
+    typer.echo(f"{db.safe_url()} at revision {db.current_revision()}")
+
+
+def main() -> None:
+    """Console-script entry point: one clear line for any error."""
+    try:
+        app()
+    except AnonauditError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise SystemExit(130) from None
+    except Exception as exc:
+        if os.environ.get("ANONAUDIT_DEBUG"):
+            raise
+        typer.echo(f"internal error: {type(exc).__name__}: {exc} (set ANONAUDIT_DEBUG=1 for the traceback)", err=True)
+        raise SystemExit(1) from None

@@ -1,0 +1,40 @@
+"""Render a stored job as a standalone HTML report under the reports folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from anonaudit.reporting.html import ReportData, render_html
+from anonaudit.settings import get_settings
+from anonaudit.store import datasets as dataset_store
+from anonaudit.store.db import UrlOrEngine
+from anonaudit.store import jobs as job_store
+
+
+def report_path(job_id: int, kind: str) -> Path:
+    return get_settings().reports_dir / f"job-{job_id}-{kind}.html"
+
+
+def write_report(job_id: int, out: str | Path | None = None, *, url: UrlOrEngine = None) -> Path:
+    """Write the job's report (atomically) and return its path."""
+    job = job_store.job_dict(job_id, url=url)
+    dataset = None
+    if job.get("dataset_id") is not None:
+        dataset = dataset_store.get_dataset(job["dataset_id"], url=url)
+    data = ReportData(
+        job=job,
+        metrics=pd.DataFrame(job.get("metrics", []), columns=["name", "value", "step", "tags"]),
+        artifacts=job.get("artifacts", []),
+        logs=job_store.job_logs(job_id, url=url),
+        artifact_root=get_settings().home,
+        dataset={k: v for k, v in dataset.items() if k != "summary"} if dataset else None,
+    )
+    path = Path(out) if out is not None else report_path(job_id, job["kind"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(render_html(data), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,1 @@
+"""Figures and standalone HTML reports for stored jobs."""

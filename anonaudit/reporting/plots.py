@@ -1,0 +1,61 @@
+"""Matplotlib figures as PNG bytes (headless), so reports can embed them and the app show them."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from anonaudit.data.dataset import SensorDataset  # noqa: E402
+
+
+def to_png(fig: plt.Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def recording_signals(ds: SensorDataset, recording: int = 0, max_groups: int = 6) -> bytes:
+    """One recording, one panel per channel group (or per channel when there are no groups)."""
+    sl = ds.recording_slices()[recording]
+    t = np.arange(sl.stop - sl.start) / ds.sampling_rate
+    groups = list(ds.channel_groups.items())[:max_groups] or [(c, [c]) for c in ds.channels[:max_groups]]
+    fig, axes = plt.subplots(len(groups), 1, figsize=(9, 1.6 * len(groups) + 0.6), sharex=True, squeeze=False)
+    for ax, (name, members) in zip(axes[:, 0], groups):
+        for ch in members:
+            ax.plot(t, ds.signals[sl, ds.channels.index(ch)], lw=0.8, label=ch)
+        unit = ds.units.get(members[0], "")
+        ax.set_ylabel(f"{name}\n[{unit}]" if unit else name, fontsize=8)
+        ax.legend(fontsize=6, loc="upper right", ncol=min(len(members), 4))
+    axes[-1, 0].set_xlabel("time [s]")
+    rec = ds.recordings.iloc[recording]
+    fig.suptitle(f"recording {rec['recording']} (subject {rec['subject']})", fontsize=10)
+    return to_png(fig)
+
+
+def grouped_bars(table: pd.DataFrame, title: str, ylabel: str) -> bytes:
+    """Bars for a (category × series) table, e.g. windows per activity and split."""
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(table) + 2), 3.2))
+    table.plot.bar(ax=ax, width=0.8)
+    ax.set_title(title, fontsize=10)
+    ax.set_ylabel(ylabel)
+    ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+    ax.legend(fontsize=8)
+    return to_png(fig)
+
+
+def histogram(values: Mapping[str, Sequence[float]], title: str, xlabel: str) -> bytes:
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for name, v in values.items():
+        ax.hist(np.asarray(v, dtype=float), bins=15, alpha=0.6, label=name)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=8)
+    return to_png(fig)

@@ -1,0 +1,114 @@
+"""Registered datasets: one row per imported dataset, pointing at its Parquet folder.
+
+Rows are returned as plain dicts (columns plus the JSON ``summary``) so the CLI, the app and
+job results can use them without a session.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from anonaudit.errors import NotFoundError, ParameterError
+from anonaudit.settings import get_settings
+from anonaudit.store.db import UrlOrEngine, session_scope
+from anonaudit.store.jobs import to_json
+from anonaudit.store.models import Dataset, utcnow
+
+_COUNTS = {"sampling_rate": float, "n_subjects": int, "n_recordings": int, "n_samples": int, "n_channels": int}
+
+
+def _find(session: Session, name_or_id: str | int) -> Dataset | None:
+    if isinstance(name_or_id, int):
+        return session.get(Dataset, name_or_id)
+    found = session.scalars(select(Dataset).where(Dataset.name == name_or_id)).one_or_none()
+    if found is None and name_or_id.isdigit():
+        found = session.get(Dataset, int(name_or_id))
+    return found
+
+
+def _get(session: Session, name_or_id: str | int) -> Dataset:
+    found = _find(session, name_or_id)
+    if found is None:
+        names = session.scalars(select(Dataset.name).order_by(Dataset.name)).all()
+        known = f"known datasets: {', '.join(names)}" if names else "no datasets are registered yet"
+        raise NotFoundError(f"no dataset {name_or_id!r} ({known}; import one with `anonaudit data import PATH`)")
+    return found
+
+
+def _remove_files(storage_path: str) -> None:
+    """Delete a dataset's folder, but only inside the data home (never a user's own files)."""
+    path = Path(storage_path).resolve()
+    if path.is_relative_to(get_settings().datasets_dir.resolve()):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def register_dataset(name: str, format: str, *, storage_path: str, summary: Mapping[str, Any],
+                     content_sha256: str, source_path: str | None = None, import_job_id: int | None = None,
+                     replace: bool = False, url: UrlOrEngine = None) -> dict[str, Any]:
+    """Register a stored dataset and return its row.
+
+    Counts (sampling rate, subjects, …) are read from ``summary``. With ``replace=True`` a dataset
+    of the same name is unregistered in the same transaction and its files removed afterwards.
+    """
+    missing = [key for key in _COUNTS if key not in summary]
+    if missing:
+        raise ParameterError("summary", f"lacks {', '.join(missing)}")
+    counts = {key: cast(summary[key]) for key, cast in _COUNTS.items()}
+    replaced: str | None = None
+    try:
+        with session_scope(url) as session:
+            old = _find(session, name)
+            if old is not None:
+                if not replace:
+                    raise ParameterError("name", f"a dataset named {name!r} is already registered; "
+                                                 "choose another name or replace it")
+                replaced = old.storage_path
+                session.delete(old)
+                session.flush()
+            row = Dataset(name=name, format=format, source_path=source_path, storage_path=storage_path,
+                          summary=to_json(dict(summary), "summary"), content_sha256=content_sha256,
+                          import_job_id=import_job_id, created_at=utcnow(), **counts)
+            session.add(row)
+    except IntegrityError:
+        raise ParameterError("name", f"a dataset named {name!r} was registered concurrently; retry") from None
+    if replaced is not None and Path(replaced).resolve() != Path(storage_path).resolve():
+        _remove_files(replaced)
+    return row.to_dict()
+
+
+def find_dataset(name_or_id: str | int, *, url: UrlOrEngine = None) -> dict[str, Any] | None:
+    """The dataset's row, or None if it is not registered."""
+    with session_scope(url) as session:
+        found = _find(session, name_or_id)
+        return found.to_dict() if found is not None else None
+
+
+def get_dataset(name_or_id: str | int, *, url: UrlOrEngine = None) -> dict[str, Any]:
+    """The dataset's row; NotFoundError names the registered datasets."""
+    with session_scope(url) as session:
+        return _get(session, name_or_id).to_dict()
+
+
+def list_datasets(*, url: UrlOrEngine = None) -> list[dict[str, Any]]:
+    with session_scope(url) as session:
+        return [d.to_dict() for d in session.scalars(select(Dataset).order_by(Dataset.name))]
+
+
+def delete_dataset(name_or_id: str | int, *, url: UrlOrEngine = None) -> str:
+    """Unregister a dataset and delete its stored files; returns their path.
+
+    Jobs that used it keep their records (their ``dataset_id`` becomes NULL).
+    """
+    with session_scope(url) as session:
+        row = _get(session, name_or_id)
+        path = row.storage_path
+        session.delete(row)
+    _remove_files(path)
+    return path

@@ -1,0 +1,121 @@
+"""End to end: the main job, the import job, the CLI and its error messages."""
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from anonaudit import api
+from anonaudit.cli import app
+from anonaudit.data.synthetic import SampleSpec, write_sample_data
+from anonaudit.errors import DataError
+from anonaudit.settings import get_settings
+from anonaudit.store import datasets as dataset_store
+from anonaudit.store import jobs as job_store
+
+SMALL = SampleSpec(n_subjects=8, n_trials=3, duration_s=4.0)
+
+
+@pytest.fixture
+def small_sample(tmp_path) -> Path:
+    out = tmp_path / "sample"
+    write_sample_data(out, SMALL)
+    return out
+
+
+def test_main_job_end_to_end(db_url, small_sample):
+    job = api.run_pipeline(small_sample, window_s=1.0, stride_s=0.5)
+    assert job["status"] == "succeeded", job.get("error")
+    assert job["result"]["n_subjects"] == 8
+    names = {a["name"] for a in job["artifacts"]}
+    assert {"signals.png", "windows_per_activity.png", "subjects.csv", "subjects.parquet"} <= names
+    for art in job["artifacts"]:
+        assert (get_settings().home / art["path"]).is_file()
+    windows = {(m["tags"]["protocol"], m["tags"]["split"]): m["value"] for m in job["metrics"] if m["name"] == "windows"}
+    assert windows[("by_subject", "train")] > 0 and windows[("by_recording", "test")] > 0
+    report = Path(job["report_path"])
+    html = report.read_text()
+    assert "data:image/png;base64," in html and "windows_per_activity.png" in html
+    # a second run reuses the identical dataset instead of importing it twice
+    again = api.run_pipeline(small_sample, window_s=1.0, stride_s=0.5)
+    assert again["status"] == "succeeded"
+    assert len(dataset_store.list_datasets()) == 1
+    assert again["config_hash"] == job["config_hash"]
+
+
+def test_cli_import_list_show_and_report(db_url, small_sample):
+    runner = CliRunner()
+    res = runner.invoke(app, ["data", "import", str(small_sample / "mapping.toml"), "--name", "demo"])
+    assert res.exit_code == 0, res.output
+    assert "demo" in res.output and "8 subjects" in res.output
+    res = runner.invoke(app, ["data", "list"])
+    assert "demo" in res.output
+    job_id = job_store.list_jobs(limit=1)[0]["id"]
+    res = runner.invoke(app, ["report", str(job_id)])
+    assert res.exit_code == 0 and Path(res.output.strip()).is_file()
+    res = runner.invoke(app, ["jobs", "submit", "noop", "-p", "sleep_s=0"])
+    assert "queued job" in res.output
+    assert job_store.list_jobs(status="queued")[0]["kind"] == "noop"
+
+
+def _cli(*args: str, env_from=None) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "anonaudit", *args], capture_output=True, text=True,
+                          env={**os.environ}, timeout=120)
+
+
+def test_cli_errors_are_one_line_without_traceback(db_url, tmp_path):
+    res = _cli("data", "import", str(tmp_path / "missing.csv"))
+    assert res.returncode == 2
+    assert res.stderr.strip().startswith("error:") and "missing.csv" in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def _corrupt(sample: Path, row: int, column: str, value: str) -> None:
+    path = sample / "samples.csv.gz"
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    header = lines[0].split(",")
+    cells = lines[row - 1].split(",")
+    cells[header.index(column)] = value
+    lines[row - 1] = ",".join(cells)
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+
+
+@pytest.mark.parametrize("row,column,value,expect", [
+    (5, "acc_y", "nan", r"column 'acc_y'.*row 5"),
+    (7, "gyro_x", "abc", r"gyro_x"),
+    (9, "subject", "P99", r"P99"),
+])
+def test_bad_input_stores_nothing(db_url, small_sample, row, column, value, expect):
+    _corrupt(small_sample, row, column, value)
+    with pytest.raises(DataError, match=expect):
+        api.import_dataset(small_sample / "mapping.toml")
+    assert dataset_store.list_datasets() == []
+    datasets_dir = get_settings().datasets_dir
+    assert not datasets_dir.exists() or not any(datasets_dir.iterdir())
+    failed = job_store.list_jobs(status="failed")
+    assert failed and failed[0]["kind"] == "import" and failed[0]["artifacts"] == []
+
+
+def test_wrong_sampling_rate_is_named(db_url, small_sample):
+    mapping = small_sample / "mapping.toml"
+    mapping.write_text(mapping.read_text().replace("sampling_rate = 50.0", "sampling_rate = 100.0"))
+    with pytest.raises(DataError, match="sampling rate"):
+        api.import_dataset(mapping)
+    assert dataset_store.list_datasets() == []
+
+
+def test_cli_worker_runs_queued_job_and_rerun_links_it(db_url):
+    runner = CliRunner()
+    job_id = job_store.submit_job("noop", {"steps": 2})
+    res = runner.invoke(app, ["worker", "--max-jobs", "1", "--idle-exit", "5", "--poll", "0.1"])
+    assert res.exit_code == 0, res.output
+    assert job_store.job_dict(job_id)["status"] == "succeeded"
+    res = runner.invoke(app, ["jobs", "rerun", str(job_id)])
+    assert res.exit_code == 0 and "re-run of job" in res.output
+    new = job_store.list_jobs(limit=1)[0]
+    assert new["rerun_of"] == job_id and new["status"] == "queued" and new["seed"] == job_store.job_dict(job_id)["seed"]
