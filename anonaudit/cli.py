@@ -91,6 +91,30 @@ def pipeline(
     _run_or_queue("pipeline", params, seed, queue)
 
 
+@app.command("evaluate")
+def evaluate_cmd(
+    dataset: Annotated[str, typer.Argument(help="Registered dataset (name or id).")],
+    released: Annotated[Optional[str], typer.Option(help="Registered released version to judge against the original.")] = None,
+    har_model: Annotated[str, typer.Option(help="HAR model: tcnn, tcnn_imu, lstm, transformer, knn, forest.")] = "tcnn",
+    reid_model: Annotated[str, typer.Option(help="Frozen re-identification model.")] = "tcnn",
+    attacker: Annotated[Optional[list[str]], typer.Option(help="Retrained attackers (repeat the option).")] = None,
+    attribute: Annotated[Optional[list[str]], typer.Option(help="Subject attributes to infer (default: all).")] = None,
+    resample_hz: Annotated[Optional[float], typer.Option(help="Resample to this rate first.")] = None,
+    window_s: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.56,
+    stride_s: Annotated[float, typer.Option(help="Window stride in seconds.")] = 1.28,
+    epochs: Annotated[int, typer.Option(help="Training epochs (early stopping on validation).")] = 15,
+    loss: Annotated[str, typer.Option(help="ce, or asl (asymmetric loss for imbalanced classes).")] = "ce",
+    sampling: Annotated[str, typer.Option(help="Training windows: all, random, uniform, equidistant.")] = "all",
+    seed: SeedOpt = 0,
+    queue: QueueOpt = False,
+) -> None:
+    """Utility, re-identification (frozen and retrained attackers), soft biometrics and fidelity."""
+    params = {"dataset": dataset, "released": released, "har_model": har_model, "reid_model": reid_model,
+              "attackers": attacker, "attributes": attribute, "resample_hz": resample_hz, "window_s": window_s,
+              "stride_s": stride_s, "epochs": epochs, "loss": loss, "training_sampling": sampling}
+    _run_or_queue("evaluate", params, seed, queue)
+
+
 # ---------------------------------------------------------------------------- data
 @data_app.command("import")
 def data_import(

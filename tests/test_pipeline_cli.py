@@ -27,8 +27,12 @@ def small_sample(tmp_path) -> Path:
 
 
 def test_main_job_end_to_end(db_url, small_sample):
-    job = api.run_pipeline(small_sample, window_s=1.0, stride_s=0.5)
+    fast = dict(window_s=1.0, stride_s=0.5, epochs=1, attackers=["knn"], n_boot=50)
+    job = api.run_pipeline(small_sample, **fast)
     assert job["status"] == "succeeded", job.get("error")
+    # the evaluation stage ran: HAR and re-identification scores with their chance levels
+    assert 0 <= job["result"]["har_wf1_real"] <= 1 and job["result"]["reid_chance"] == 0.125
+    assert "privacy_utility.png" in {a["name"] for a in job["artifacts"]}
     assert job["result"]["n_subjects"] == 8
     names = {a["name"] for a in job["artifacts"]}
     assert {"signals.png", "windows_per_activity.png", "subjects.csv", "subjects.parquet"} <= names
@@ -40,7 +44,7 @@ def test_main_job_end_to_end(db_url, small_sample):
     html = report.read_text()
     assert "data:image/png;base64," in html and "windows_per_activity.png" in html
     # a second run reuses the identical dataset instead of importing it twice
-    again = api.run_pipeline(small_sample, window_s=1.0, stride_s=0.5)
+    again = api.run_pipeline(small_sample, **fast)
     assert again["status"] == "succeeded"
     assert len(dataset_store.list_datasets()) == 1
     assert again["config_hash"] == job["config_hash"]
@@ -119,3 +123,15 @@ def test_cli_worker_runs_queued_job_and_rerun_links_it(db_url):
     assert res.exit_code == 0 and "re-run of job" in res.output
     new = job_store.list_jobs(limit=1)[0]
     assert new["rerun_of"] == job_id and new["status"] == "queued" and new["seed"] == job_store.job_dict(job_id)["seed"]
+
+
+def test_cli_evaluate_released_mismatch_is_one_clear_error(db_url, small_sample, tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(app, ["data", "import", str(small_sample / "mapping.toml"), "--name", "orig"]).exit_code == 0
+    other = tmp_path / "other"
+    write_sample_data(other, SampleSpec(n_subjects=8, n_trials=3, duration_s=3.0))
+    assert runner.invoke(app, ["data", "import", str(other / "mapping.toml"), "--name", "shorter"]).exit_code == 0
+    res = runner.invoke(app, ["evaluate", "orig", "--released", "shorter", "--har-model", "forest",
+                              "--reid-model", "knn", "--attacker", "knn"])
+    assert res.exit_code != 0 and isinstance(res.exception, DataError)
+    assert "samples" in str(res.exception)  # recording lengths differ: named, not a wrong number

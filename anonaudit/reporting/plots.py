@@ -59,3 +59,45 @@ def histogram(values: Mapping[str, Sequence[float]], title: str, xlabel: str) ->
     ax.set_xlabel(xlabel)
     ax.legend(fontsize=8)
     return to_png(fig)
+
+
+def confusion_matrix(cm: np.ndarray, labels: Sequence[str], title: str) -> bytes:
+    """Row-normalised confusion matrix (recall on the diagonal), counts in the cells."""
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    size = max(4.0, 0.45 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    im = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    if len(labels) <= 20:
+        for i, j in np.ndindex(cm.shape):
+            ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=6,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of true class")
+    return to_png(fig)
+
+
+def per_class_bars(precision: np.ndarray, recall: np.ndarray, labels: Sequence[str], title: str) -> bytes:
+    """Precision and recall per class: a class collapsing to 0 is visible at a glance."""
+    return grouped_bars(pd.DataFrame({"precision": precision, "recall": recall}, index=list(labels)), title, "score")
+
+
+def privacy_utility(points: pd.DataFrame, chance_x: float, chance_y: float, x: str, y: str, title: str) -> bytes:
+    """Scatter of (re-identification, utility) per method/attacker with chance lines."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    markers = "osD^vP*X"
+    for i, (label, row) in enumerate(points.iterrows()):
+        ax.scatter(row[x], row[y], s=45, marker=markers[i % len(markers)], label=str(label), alpha=0.8)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    ax.axvline(chance_x, ls="--", c="grey", lw=0.8)
+    ax.axhline(chance_y, ls=":", c="grey", lw=0.8)
+    ax.text(chance_x, 0.02, " re-id chance", fontsize=7, color="grey")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title, fontsize=10)
+    return to_png(fig)

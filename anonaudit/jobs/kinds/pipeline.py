@@ -1,6 +1,7 @@
 """Job kind ``pipeline``: the main job, end to end on one dataset.
 
-Today: import → windows → subject and recording splits → summary figures and tables.
+Today: import → windows → subject and recording splits → summary figures → evaluation
+(activity recognition, re-identification by frozen and retrained attackers, soft biometrics).
 Each capability that lands adds its stage here (evaluation, anonymisation, release check …),
 so ``./dev demo`` always shows what the platform can do on the sample data.
 """
@@ -17,7 +18,9 @@ from anonaudit.data.splits import split_by_recording, split_by_subject, split_su
 from anonaudit.data.windows import Windows, make_windows
 from anonaudit.errors import ParameterError
 from anonaudit.jobs.context import JobContext
+from anonaudit.evaluate.protocols import evaluate
 from anonaudit.jobs.datasets import import_dataset
+from anonaudit.jobs.kinds.evaluate import eval_config, record_evaluation
 from anonaudit.jobs.params import parse_params
 from anonaudit.jobs.registry import job_kind
 from anonaudit.progress import scaled
@@ -32,6 +35,12 @@ class PipelineParams:
     window_s: float = 2.56
     stride_s: float = 1.28
     split_seed: int = 0
+    evaluate: bool = True
+    epochs: int = 6
+    batch_size: int = 64
+    attackers: list[str] | None = None
+    attributes: list[str] | None = None
+    n_boot: int = 500
 
     def check(self) -> None:
         if self.window_s <= 0:
@@ -53,14 +62,14 @@ def run_pipeline(ctx: JobContext) -> dict[str, Any]:
     p = parse_params(PipelineParams, ctx.params)
     ds, record = import_dataset(ctx, p.path, p.format, name=p.name, progress=scaled(ctx.progress, 0.0, 0.4))
 
-    ctx.progress(0.45, "windowing")
+    ctx.progress(0.35, "windowing")
     windows = make_windows(ds, p.window_s, p.stride_s)
     assignment = split_subjects(ds.subject_ids, (0.6, 0.2, 0.2), seed=p.split_seed)
     by_subject = split_by_subject(windows, assignment)
-    ctx.progress(0.6, "splitting by recording")
+    ctx.progress(0.37, "splitting by recording")
     by_recording = split_by_recording(ds, p.window_s, p.stride_s)
 
-    ctx.progress(0.7, "figures")
+    ctx.progress(0.39, "figures")
     subject_counts = _counts(by_subject, ds.activities)
     recording_counts = _counts(by_recording, ds.activities)
     ctx.write_dataframe("windows_by_subject_split", subject_counts.reset_index(), formats=("csv",))
@@ -77,6 +86,10 @@ def run_pipeline(ctx: JobContext) -> dict[str, Any]:
         ctx.metric("subjects", len(set(part.subject.tolist())), split=name, protocol="by_subject")
     for name, part in by_recording.items():
         ctx.metric("windows", len(part), split=name, protocol="by_recording")
+    head = {}
+    if p.evaluate:
+        result = evaluate(ds, None, eval_config(p, ctx.seed), progress=scaled(ctx.progress, 0.4, 1.0))
+        head = record_evaluation(ctx, result)
     ctx.progress(1.0, "done")
     return {
         "dataset": record["name"],
@@ -87,4 +100,5 @@ def run_pipeline(ctx: JobContext) -> dict[str, Any]:
         "activities": ", ".join(ds.activities),
         "train_subjects": ", ".join(assignment["train"]),
         "test_subjects": ", ".join(assignment["test"]),
+        **head,
     }
