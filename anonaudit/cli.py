@@ -29,6 +29,17 @@ app.add_typer(data_app, name="data")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(db_app, name="db")
 
+@app.callback()
+def _global_options(
+    scheduler: Annotated[Optional[str], typer.Option(
+        "--scheduler", help="Dask scheduler (tcp://HOST:8786) for fan-out inside jobs; default: local processes.",
+        envvar="ANONAUDIT_DASK_SCHEDULER")] = None,
+) -> None:
+    """Options that apply to every command."""
+    if scheduler:
+        os.environ["ANONAUDIT_DASK_SCHEDULER"] = scheduler  # read by compute.get_executor in this process and its workers
+
+
 QueueOpt = Annotated[bool, typer.Option("--queue", help="Only queue the job for `anonaudit worker`.")]
 SeedOpt = Annotated[Optional[int], typer.Option(help="Random seed (recorded with the job).")]
 

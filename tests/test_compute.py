@@ -64,3 +64,16 @@ def test_executor_parameter_errors(monkeypatch):
     monkeypatch.setenv("ANONAUDIT_DASK_SCHEDULER", "tcp://127.0.0.1:1")
     with pytest.raises(ParameterError, match="cannot reach Dask scheduler"):
         get_executor()
+
+
+def test_cli_scheduler_option_selects_dask(monkeypatch):
+    from typer.testing import CliRunner
+
+    from anonaudit.cli import app
+    from anonaudit.settings import get_settings
+
+    monkeypatch.delenv("ANONAUDIT_DASK_SCHEDULER", raising=False)
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # the option writes the environment
+    res = CliRunner().invoke(app, ["--scheduler", "tcp://127.0.0.1:8786", "data", "sample", "--help"])
+    assert res.exit_code == 0
+    assert get_settings().dask_scheduler == "tcp://127.0.0.1:8786"
