@@ -106,9 +106,9 @@ def pipeline(
 def evaluate_cmd(
     dataset: Annotated[str, typer.Argument(help="Registered dataset (name or id).")],
     released: Annotated[Optional[str], typer.Option(help="Registered released version to judge against the original.")] = None,
-    har_model: Annotated[str, typer.Option(help="HAR model: tcnn, tcnn_imu, lstm, transformer, knn, forest.")] = "tcnn",
+    har_model: Annotated[str, typer.Option(help="HAR model: tcnn, tcnn_imu, lstm, transformer, knn, forest, logreg.")] = "tcnn",
     reid_model: Annotated[str, typer.Option(help="Frozen re-identification model.")] = "tcnn",
-    attacker: Annotated[Optional[list[str]], typer.Option(help="Retrained attackers (repeat the option).")] = None,
+    attacker: Annotated[Optional[list[str]], typer.Option(help="Retrained attackers (repeat the option); a feature model with _act (e.g. logreg_act) conditions on the activity.")] = None,
     attribute: Annotated[Optional[list[str]], typer.Option(help="Subject attributes to infer (default: all).")] = None,
     resample_hz: Annotated[Optional[float], typer.Option(help="Resample to this rate first.")] = None,
     window_s: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.56,

@@ -13,6 +13,7 @@ from anonaudit.data.synthetic import SampleSpec, write_sample_data
 from anonaudit.data.windows import make_windows
 from anonaudit.errors import DataError, ParameterError
 from anonaudit.evaluate.attackers import aggregate_by_group, make_classifier
+from anonaudit.evaluate.features import feature_names, window_features, xyz_triads
 from anonaudit.evaluate.metrics import chance_levels, classification_report, js_divergence
 from anonaudit.evaluate.protocols import EvalConfig, align_released, evaluate, sample_training_windows
 from anonaudit.models.classifiers import ARCHITECTURES, build_classifier
@@ -106,6 +107,52 @@ def test_asymmetric_loss_reduces_to_binary_cross_entropy():
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, onehot, reduction="none").sum(1).mean()
     assert asymmetric_loss(logits, target, gamma_neg=0, gamma_pos=0, margin=0) == pytest.approx(float(bce), rel=1e-4)
     assert asymmetric_loss(logits, target) < bce  # easy negatives down-weighted
+
+
+def test_window_features_names_triads_and_rotation_invariance():
+    channels = ["acc_x", "acc_y", "acc_z", "gyro-x", "gyro-y", "gyro-z", "temp"]
+    assert xyz_triads(channels) == [(0, 1, 2), (3, 4, 5)]
+    X = np.random.default_rng(0).normal(size=(5, 64, 7)).astype(np.float32)
+    F = window_features(X, channels)
+    names = feature_names(channels)
+    assert F.shape == (5, len(names)) and np.isfinite(F).all()
+    # rotating the accelerometer leaves its magnitude's features unchanged
+    q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(3, 3)))
+    rotated = X.copy()
+    rotated[:, :, :3] = X[:, :, :3] @ q.T.astype(np.float32)
+    norm_cols = [i for i, n in enumerate(names) if n.startswith("acc_norm")]
+    assert len(norm_cols) > 10
+    assert np.allclose(window_features(rotated, channels)[:, norm_cols], F[:, norm_cols], atol=1e-3)
+    assert not np.allclose(window_features(rotated, channels)[:, 0], F[:, 0])  # raw axes do change
+    assert window_features(X).shape[1] == len(feature_names(["a", "b", "c", "d", "e", "f", "g"]))
+
+
+def test_per_activity_attacker_uses_the_stratum():
+    """Identity shows only in one activity: a per-activity model finds it, the pooled one is diluted."""
+    rng = np.random.default_rng(0)
+    n, subjects = 600, rng.integers(0, 3, 600)
+    activity = rng.integers(0, 2, n)
+    X = rng.normal(size=(n, 32, 2)).astype(np.float32)
+    X[:, :, 0] += np.where(activity == 0, subjects, -subjects)[:, None]  # sign flips with activity
+    tr, te = slice(0, 400), slice(400, None)
+    scores = {}
+    for name in ("logreg", "logreg_act"):
+        clf = make_classifier(name, 3).fit(X[tr], subjects[tr], strata=activity[tr])
+        scores[name] = (clf.predict_proba(X[te], strata=activity[te]).argmax(1) == subjects[te]).mean()
+    assert scores["logreg_act"] > 0.9 and scores["logreg_act"] > scores["logreg"] + 0.2
+    with pytest.raises(ParameterError, match="strata"):
+        make_classifier("knn_act", 3).fit(X, subjects)
+    with pytest.raises(ParameterError, match="har_model"):
+        EvalConfig(har_model="logreg_act").check()  # conditioning HAR on the activity would be cheating
+    with pytest.raises(ParameterError, match="attackers"):
+        EvalConfig(attackers=("resnet",)).check()
+
+
+def test_reid_assignment_must_cover_every_subject(sample):
+    recs = sample.recordings
+    only_first = {r: ("train" if s == recs["subject"].iat[0] else "test") for r, s in zip(recs["recording"], recs["subject"])}
+    with pytest.raises(DataError, match="no recordings in the re-identification 'train' split"):
+        evaluate(sample, None, EvalConfig(**FAST), reid_assignment=only_first)
 
 
 def test_recording_level_aggregation():

@@ -15,7 +15,7 @@ same positions), so "the same window, anonymised" is always well defined.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,7 +29,7 @@ from anonaudit.data.dataset import SensorDataset
 from anonaudit.data.splits import recording_assignment, split_subjects
 from anonaudit.data.windows import Windows, make_windows
 from anonaudit.errors import DataError, ParameterError
-from anonaudit.evaluate.attackers import Classifier, aggregate_by_group, make_classifier
+from anonaudit.evaluate.attackers import PER_ACTIVITY, Classifier, aggregate_by_group, classifier_names, make_classifier
 from anonaudit.evaluate.metrics import ClassificationReport, classification_report, js_divergence
 from anonaudit.models.training import TrainConfig
 from anonaudit.progress import ProgressFn, null_progress, scaled
@@ -45,7 +45,7 @@ class EvalConfig:
     stride_s: float = 1.28
     har_model: str = "tcnn"
     reid_model: str = "tcnn"
-    attackers: tuple[str, ...] = ("tcnn_imu", "knn")
+    attackers: tuple[str, ...] = ("tcnn_imu", "knn", "logreg_act")
     biometric_model: str = "forest"
     attributes: tuple[str, ...] | None = None
     subject_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
@@ -59,6 +59,14 @@ class EvalConfig:
     seed: int = 0
 
     def check(self) -> None:
+        known = classifier_names()
+        for param, names in (("har_model", [self.har_model]), ("reid_model", [self.reid_model]),
+                             ("attackers", list(self.attackers)), ("biometric_model", [self.biometric_model])):
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ParameterError(param, f"unknown model {unknown[0]!r}; choose one of {known}")
+        if self.har_model.endswith(PER_ACTIVITY):
+            raise ParameterError("har_model", f"{self.har_model!r} conditions on the activity, which HAR must predict")
         if self.training_sampling not in SAMPLING_MODES:
             raise ParameterError("training_sampling", f"choose one of {list(SAMPLING_MODES)}")
         if self.folds < 2:
@@ -164,13 +172,13 @@ def sample_training_windows(w: Windows, mode: str, per_recording: int, rng: np.r
 # ----------------------------------------------------------------------------- helpers
 def _fit(model: Classifier, train: Windows, y_train: np.ndarray, val: Windows | None, y_val: np.ndarray | None,
          progress: ProgressFn) -> Classifier:
-    return model.fit(train.X, y_train, val.X if val is not None else None, y_val, progress=progress)
+    return model.fit(train.X, y_train, val.X if val is not None else None, y_val, progress=progress, strata=train.y)
 
 
 def _score(model: Classifier, test: Windows, y: np.ndarray, n_classes: int, cfg: EvalConfig, *,
            protocol: str, target: str, train_data: str, test_data: str, groups: np.ndarray,
            recording_level: bool = False) -> list[ModelScore]:
-    proba = model.predict_proba(test.X)
+    proba = model.predict_proba(test.X, strata=test.y)
     out = [ModelScore(protocol, model.name, target, train_data, test_data, "window",
                       classification_report(y, proba.argmax(1), n_classes, groups=groups, proba=proba,
                                             n_boot=cfg.n_boot, seed=cfg.seed))]
@@ -203,8 +211,14 @@ def evaluate(
     released: SensorDataset | None = None,
     config: EvalConfig | None = None,
     progress: ProgressFn = null_progress,
+    reid_assignment: Mapping[str, str] | None = None,
 ) -> EvalResult:
-    """Run all protocols; ``released`` must be aligned with ``real`` (see :func:`align_released`)."""
+    """Run all protocols; ``released`` must be aligned with ``real`` (see :func:`align_released`).
+
+    ``reid_assignment`` (recording id → "train" | "val" | "test") replaces the default
+    re-identification split, e.g. to train on each subject's first session and test on the
+    second; every subject must still have test recordings.
+    """
     cfg = config or EvalConfig()
     cfg.check()
     rng = np.random.default_rng(cfg.seed)
@@ -212,6 +226,10 @@ def evaluate(
     groups_idx = {g: [real.channels.index(c) for c in chans] for g, chans in real.channel_groups.items()}
     notes: list[str] = []
     windows = make_windows(real, cfg.window_s, cfg.stride_s)
+    unlabelled = windows.y < 0
+    if unlabelled.any():  # transitions and gaps: no activity to score, no stratum for attackers
+        notes.append(f"{int(unlabelled.sum())} of {len(windows)} windows are mostly unlabelled and left out")
+        windows = windows.subset(~unlabelled)
     rel_windows = _same_windows(windows, released) if released is not None else None
     n_act, n_subj = len(real.activities), len(real.subjects)
     scores: list[ModelScore] = []
@@ -219,7 +237,7 @@ def evaluate(
 
     def new(name: str, n_classes: int, seed_offset: int) -> Classifier:
         return make_classifier(name, n_classes, config=replace(train_cfg, seed=cfg.seed + seed_offset),
-                               channel_groups=groups_idx)
+                               channel_groups=groups_idx, channels=real.channels)
 
     # ---- utility: split by subject
     progress(0.0, "utility")
@@ -240,8 +258,8 @@ def evaluate(
         rtr_s = sample_training_windows(rtr, cfg.training_sampling, cfg.windows_per_recording, rng)
         tstr = _fit(new(cfg.har_model, n_act, 2), rtr_s, rtr_s.y, rva, rva.y, scaled(progress, 0.2, 0.35))
         scores += _score(tstr, te, te.y, n_act, cfg, train_data="released", test_data="real", **common)
-        p_real = np.bincount(har.predict_proba(te.X).argmax(1), minlength=n_act)
-        p_rel = np.bincount(har.predict_proba(rte.X).argmax(1), minlength=n_act)
+        p_real = np.bincount(har.predict_proba(te.X, strata=te.y).argmax(1), minlength=n_act)
+        p_rel = np.bincount(har.predict_proba(rte.X, strata=rte.y).argmax(1), minlength=n_act)
         fidelity["har_prediction_jsd"] = js_divergence(p_real, p_rel)
         distances = channel_distances(te.X, rte.X, real.channels)
         fidelity["mean_wasserstein_z"] = float(distances["wasserstein_z"].mean())
@@ -249,7 +267,8 @@ def evaluate(
 
     # ---- privacy: split by recording, every subject in every split
     progress(0.35, "re-identification")
-    rec_assign = recording_assignment(real, cfg.recording_fractions, by=cfg.recording_order)
+    rec_assign = reid_assignment or recording_assignment(real, cfg.recording_fractions, by=cfg.recording_order)
+    _check_reid_assignment(real, rec_assign)
     rec_split = real.recordings["recording"].map(rec_assign).to_numpy(dtype=object)[windows.recording]
     r_tr, r_va, r_te = (windows.subset(rec_split == k) for k in ("train", "val", "test"))
     frozen = _fit(new(cfg.reid_model, n_subj, 3), r_tr, r_tr.subject, r_va, r_va.subject, scaled(progress, 0.35, 0.5))
@@ -289,6 +308,17 @@ def evaluate(
     return EvalResult(scores, fidelity, distances, notes, list(real.activities), real.subject_ids, epoch_seconds)
 
 
+def _check_reid_assignment(ds: SensorDataset, assignment: Mapping[str, str]) -> None:
+    recs = ds.recordings
+    split = recs["recording"].map(assignment)
+    if split.isna().any():
+        raise DataError(f"re-identification split does not assign recordings {recs['recording'][split.isna()].tolist()[:5]}")
+    for name in ("train", "test"):
+        missing = sorted(set(recs["subject"]) - set(recs.loc[split == name, "subject"]))
+        if missing:
+            raise DataError(f"subjects {missing[:10]} have no recordings in the re-identification {name!r} split")
+
+
 def _biometric_cv(source: Windows, subject_codes: np.ndarray, levels: list[str], attribute: str,
                   cfg: EvalConfig, new: Any, source_name: str) -> ModelScore | None:
     y = subject_codes[source.subject]
@@ -299,8 +329,8 @@ def _biometric_cv(source: Windows, subject_codes: np.ndarray, levels: list[str],
     proba = np.zeros((len(y), len(levels)))
     for k, (tr, te) in enumerate(folds.split(source.X, y, groups=source.subject)):
         model = new(cfg.biometric_model, len(levels), 100 + k)
-        model.fit(source.X[tr], y[tr])
-        proba[te] = model.predict_proba(source.X[te])
+        model.fit(source.X[tr], y[tr], strata=source.y[tr])
+        proba[te] = model.predict_proba(source.X[te], strata=source.y[te])
     report = classification_report(y, proba.argmax(1), len(levels), groups=source.subject, n_boot=cfg.n_boot, seed=cfg.seed)
     extra = {"distance_from_chance": abs(report.scores["balanced_accuracy"] - 1.0 / len(levels))}
     if len(levels) == 2:
