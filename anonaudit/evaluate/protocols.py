@@ -248,7 +248,11 @@ def evaluate(
     tr_s = sample_training_windows(tr, cfg.training_sampling, cfg.windows_per_recording, rng)
     har = _fit(new(cfg.har_model, n_act, 1), tr_s, tr_s.y, va, va.y, scaled(progress, 0.0, 0.2))
     epoch_seconds[f"har_{cfg.har_model}"] = getattr(har, "epoch_seconds", 0.0)
-    common = dict(protocol="utility", target="activity", groups=te.subject, recording_level=True)
+    # one activity label per recording is only defined when recordings hold a single activity
+    single = len(np.unique(np.stack([te.recording, te.y]), axis=1).T) == len(np.unique(te.recording))
+    if not single:
+        notes.append("recordings hold several activities: HAR is scored per window only")
+    common = dict(protocol="utility", target="activity", groups=te.subject, recording_level=single)
     scores += _score(har, te, te.y, n_act, cfg, train_data="real", test_data="real", **common)
     fidelity: dict[str, float] = {}
     distances = pd.DataFrame()
