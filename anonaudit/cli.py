@@ -94,11 +94,13 @@ def pipeline(
     format: Annotated[str, typer.Option(help="auto, sisfall, hapt, utd_mhad, tabular or anonaudit.")] = "auto",
     window_s: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.56,
     stride_s: Annotated[float, typer.Option(help="Window stride in seconds.")] = 1.28,
+    anonymise: Annotated[str, typer.Option(help="Anonymiser of the release stage (anon_acg, anon_ag, anon_dfi, aae, ae, noise) or 'off'.")] = "anon_acg",
     seed: SeedOpt = 0,
     queue: QueueOpt = False,
 ) -> None:
     """Run the main job end to end on a dataset and write its report."""
-    params = {"path": str(path), "format": format, "name": name, "window_s": window_s, "stride_s": stride_s}
+    params = {"path": str(path), "format": format, "name": name, "window_s": window_s, "stride_s": stride_s,
+              "anonymise": None if anonymise == "off" else anonymise}
     _run_or_queue("pipeline", params, seed, queue)
 
 
@@ -106,7 +108,7 @@ def pipeline(
 def evaluate_cmd(
     dataset: Annotated[str, typer.Argument(help="Registered dataset (name or id).")],
     released: Annotated[Optional[str], typer.Option(help="Registered released version to judge against the original.")] = None,
-    har_model: Annotated[str, typer.Option(help="HAR model: tcnn, tcnn_imu, lstm, transformer, knn, forest, logreg.")] = "tcnn",
+    har_model: Annotated[str, typer.Option(help="HAR model: tcnn, tcnn_imu, lstm, transformer, knn, forest, logreg, lda.")] = "tcnn",
     reid_model: Annotated[str, typer.Option(help="Frozen re-identification model.")] = "tcnn",
     attacker: Annotated[Optional[list[str]], typer.Option(help="Retrained attackers (repeat the option); a feature model with _act (e.g. logreg_act) conditions on the activity.")] = None,
     attribute: Annotated[Optional[list[str]], typer.Option(help="Subject attributes to infer (default: all).")] = None,
@@ -124,6 +126,55 @@ def evaluate_cmd(
               "attackers": attacker, "attributes": attribute, "resample_hz": resample_hz, "window_s": window_s,
               "stride_s": stride_s, "epochs": epochs, "loss": loss, "training_sampling": sampling}
     _run_or_queue("evaluate", params, seed, queue)
+
+
+@app.command("anonymise")
+def anonymise_cmd(
+    dataset: Annotated[str, typer.Argument(help="Registered dataset (name or id) to anonymise.")],
+    method: Annotated[str, typer.Option(help="none, ae, noise, aae, anon_ag, anon_acg, anon_dfi.")] = "anon_acg",
+    name: Annotated[Optional[str], typer.Option(help="Name of the released dataset (default DATASET-METHOD).")] = None,
+    target: Annotated[Optional[str], typer.Option(help="anon_dfi: subject id every recording is transferred to (default: a random other subject per recording).")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="A trained anonymiser (private/anonymiser.pt of an earlier job) instead of training one.")] = None,
+    gan_epochs: Annotated[int, typer.Option(help="Epochs of the GAN / AAE phase.")] = 8,
+    ae_epochs: Annotated[int, typer.Option(help="Epochs of autoencoder pretraining.")] = 15,
+    m: Annotated[float, typer.Option(help="Eq. 1 weight m of the ReID term (b = 1 − m).")] = 0.9,
+    noise_sigma: Annotated[float, typer.Option(help="method noise: standard deviations of added noise.")] = 0.5,
+    window_s: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.56,
+    stride_s: Annotated[float, typer.Option(help="Window stride in seconds (training and evaluation).")] = 1.28,
+    resample_hz: Annotated[Optional[float], typer.Option(help="Resample to this rate first.")] = None,
+    evaluate: Annotated[bool, typer.Option("--evaluate/--no-evaluate", help="Judge the release with the evaluation harness.")] = True,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace a dataset of the same name.")] = False,
+    seed: SeedOpt = 0,
+    queue: QueueOpt = False,
+) -> None:
+    """Train an anonymiser, release the dataset under pseudonyms (Parquet + CSV), and judge the release."""
+    params = {"dataset": dataset, "method": method, "name": name, "target": target,
+              "model": str(model) if model else None, "gan_epochs": gan_epochs, "ae_epochs": ae_epochs, "m": m,
+              "noise_sigma": noise_sigma, "window_s": window_s, "stride_s": stride_s, "resample_hz": resample_hz,
+              "evaluate": evaluate, "replace": replace}
+    job = _run_or_queue("anonymise", params, seed, queue)
+    if job.get("status") == "succeeded":
+        from anonaudit.store.artifacts import job_dir
+
+        typer.echo(f"released dataset {job['result']['released']!r}; files in {job_dir(job['id']) / 'release'}")
+
+
+@app.command("release-check")
+def release_check_cmd(
+    dataset: Annotated[str, typer.Argument(help="A released dataset made by `anonaudit anonymise`.")],
+    threshold: Annotated[Optional[float], typer.Option(help="Highest acceptable recording-level re-identification accuracy in [0, 1] (default: twice chance).")] = None,
+    attacker: Annotated[Optional[list[str]], typer.Option(help="Attackers retrained on the release (repeat; default knn, logreg_act).")] = None,
+    seed: SeedOpt = 0,
+) -> None:
+    """Mark a release releasable only if adaptive re-identification stays below the threshold."""
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise ParameterError("threshold", f"is an accuracy and must lie in [0, 1], got {threshold}")
+    job = _run_or_queue("release_check", {"dataset": dataset, "threshold": threshold, "attackers": attacker}, seed, False)
+    result = job.get("result") or {}
+    if "reason" in result:
+        typer.echo(result["reason"])
+    if not result.get("releasable", False):
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------------------- data
@@ -351,6 +402,43 @@ def db_current() -> None:
     from anonaudit.store import db
 
     typer.echo(f"{db.safe_url()} at revision {db.current_revision()}")
+
+
+# ---------------------------------------------------------------------------- explain (R-LIME, issue 7)
+@app.command("explain")
+def explain_cmd(
+    data: Annotated[Path, typer.Argument(help="CSV with a target column (or the recidivism CSV / Adult folder with --format).")],
+    target: Annotated[Optional[str], typer.Option(help="Target column of the CSV.")] = None,
+    format: Annotated[str, typer.Option(help="csv, recidivism or adult.")] = "csv",
+    model: Annotated[str, typer.Option(help="forest (trained here), a joblib/pickle model file, or job:ID.")] = "forest",
+    index: Annotated[int, typer.Option(help="Data row (0-based) of the instance to explain.")] = 0,
+    tau: Annotated[float, typer.Option(help="Accuracy threshold τ of the surrogate inside the rule.")] = 0.8,
+    imbalance: Annotated[str, typer.Option(help="none, weighted (loss) or balance (constraint), paper §5.1.")] = "none",
+    baselines: Annotated[bool, typer.Option(help="Also run LIME and Anchor on the same instance.")] = True,
+    n_trees: Annotated[int, typer.Option(help="Trees of the forest trained with --model forest.")] = 50,
+    seed: SeedOpt = 0,
+    queue: QueueOpt = False,
+) -> None:
+    """Explain one prediction with R-LIME (rule + linear surrogate), beside LIME and Anchor."""
+    params = {"data": str(data), "target": target, "format": format, "model": model, "index": index, "tau": tau,
+              "imbalance": imbalance, "baselines": baselines, "n_trees": n_trees}
+    _run_or_queue("explain", params, seed, queue)
+
+
+@app.command("explain-eval")
+def explain_eval_cmd(
+    dataset: Annotated[str, typer.Option(help="recidivism or adult.")] = "recidivism",
+    path: Annotated[Optional[Path], typer.Option(help="Data file/folder (default: ../shared/datasets beside the repo).")] = None,
+    instances: Annotated[int, typer.Option(help="Random test instances to explain.")] = 100,
+    n_trees: Annotated[int, typer.Option(help="Trees of the random-forest black box.")] = 50,
+    balance: Annotated[bool, typer.Option(help="Down-sample to balanced classes first (the reference code's default).")] = False,
+    seed: SeedOpt = 0,
+    queue: QueueOpt = False,
+) -> None:
+    """The R-LIME paper's experiments: local accuracy vs LIME, coverage vs Anchor, accuracy deviation."""
+    params = {"dataset": dataset, "path": str(path) if path else None, "n_instances": instances, "n_trees": n_trees,
+              "balance": balance}
+    _run_or_queue("explain_eval", params, seed, queue)
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ with left:
     if datasets:
         st.dataframe(
             pd.DataFrame(datasets)[["id", "name", "format", "n_subjects", "n_recordings", "n_samples", "sampling_rate"]],
-            hide_index=True, use_container_width=True,
+            hide_index=True, width="stretch",
         )
     else:
         st.info("No datasets yet. Run the main job on the sample data, or `anonaudit data import PATH`.")
@@ -49,7 +49,7 @@ with right:
 st.subheader("Jobs")
 if jobs:
     frame = pd.DataFrame(jobs)[["id", "kind", "status", "progress", "progress_message", "created_at", "error"]]
-    st.dataframe(frame, hide_index=True, use_container_width=True,
+    st.dataframe(frame, hide_index=True, width="stretch",
                  column_config={"progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)})
     finished = [j["id"] for j in jobs if j["status"] in ("succeeded", "failed")]
     if finished:

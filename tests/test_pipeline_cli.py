@@ -27,7 +27,7 @@ def small_sample(tmp_path) -> Path:
 
 
 def test_main_job_end_to_end(db_url, small_sample):
-    fast = dict(window_s=1.0, stride_s=0.5, epochs=1, attackers=["knn"], n_boot=50)
+    fast = dict(window_s=1.0, stride_s=0.5, epochs=1, attackers=["knn"], n_boot=50, gan_epochs=1, ae_epochs=1)
     job = api.run_pipeline(small_sample, **fast)
     assert job["status"] == "succeeded", job.get("error")
     # the evaluation stage ran: HAR and re-identification scores with their chance levels
@@ -36,6 +36,12 @@ def test_main_job_end_to_end(db_url, small_sample):
     assert job["result"]["n_subjects"] == 8
     names = {a["name"] for a in job["artifacts"]}
     assert {"signals.png", "windows_per_activity.png", "subjects.csv", "subjects.parquet"} <= names
+    # the release stage: an anonymised, pseudonymised copy judged by retrained attackers and checked
+    assert {"release/samples.csv.gz", "anon_privacy_utility.png", "release_check.json"} <= names
+    result = job["result"]
+    assert result["anon_released"] == "sample-released" and isinstance(result["anon_releasable"], bool)
+    assert 0 <= result["anon_reid_retrained_recording_acc"] <= 1 and "chance" in result["anon_release_check"]
+    assert dataset_store.get_dataset("sample-released")["releasable"] == result["anon_releasable"]
     for art in job["artifacts"]:
         assert (get_settings().home / art["path"]).is_file()
     windows = {(m["tags"]["protocol"], m["tags"]["split"]): m["value"] for m in job["metrics"] if m["name"] == "windows"}
@@ -46,7 +52,7 @@ def test_main_job_end_to_end(db_url, small_sample):
     # a second run reuses the identical dataset instead of importing it twice
     again = api.run_pipeline(small_sample, **fast)
     assert again["status"] == "succeeded"
-    assert len(dataset_store.list_datasets()) == 1
+    assert {d["name"] for d in dataset_store.list_datasets()} == {"sample", "sample-released"}
     assert again["config_hash"] == job["config_hash"]
 
 

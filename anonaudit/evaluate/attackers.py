@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
@@ -25,7 +26,7 @@ from anonaudit.models.classifiers import ARCHITECTURES, build_classifier
 from anonaudit.models.training import TrainConfig, fit_classifier, predict_proba
 from anonaudit.progress import ProgressFn, null_progress
 
-FEATURE_MODELS = ("knn", "forest", "logreg")
+FEATURE_MODELS = ("knn", "forest", "logreg", "lda")
 PER_ACTIVITY = "_act"  # suffix: one feature model per activity, e.g. "logreg_act"
 
 
@@ -86,7 +87,7 @@ class NeuralClassifier:
 
 @dataclass
 class FeatureClassifier:
-    """kNN, random forest or logistic regression on hand-crafted window features.
+    """kNN, random forest, logistic regression or shrinkage LDA on hand-crafted window features.
 
     The non-deep attackers. Across recording sessions they beat the deep networks at
     re-identification (orientation-free magnitudes and spectra transfer where raw waveforms do
@@ -111,6 +112,8 @@ class FeatureClassifier:
             estimator = KNeighborsClassifier(n_neighbors=10, weights="distance")
         elif self.kind == "forest":
             estimator = RandomForestClassifier(300, min_samples_leaf=2, n_jobs=1, random_state=self.seed)
+        elif self.kind == "lda":  # the classic gait-biometrics classifier; Ledoit–Wolf shrinkage for p ≈ n
+            estimator = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
         else:
             estimator = LogisticRegression(C=0.1, max_iter=1000)
         return make_pipeline(StandardScaler(), estimator)

@@ -35,6 +35,7 @@ from anonaudit.models.training import TrainConfig
 from anonaudit.progress import ProgressFn, null_progress, scaled
 
 SAMPLING_MODES = ("all", "random", "uniform", "equidistant")
+PROTOCOLS = ("utility", "privacy", "soft_biometrics")
 
 
 @dataclass
@@ -54,6 +55,7 @@ class EvalConfig:
     training_sampling: str = "all"
     windows_per_recording: int = 8
     folds: int = 3
+    protocols: tuple[str, ...] = PROTOCOLS
     train: TrainConfig = field(default_factory=TrainConfig)
     n_boot: int = 1000
     seed: int = 0
@@ -69,6 +71,9 @@ class EvalConfig:
             raise ParameterError("har_model", f"{self.har_model!r} conditions on the activity, which HAR must predict")
         if self.training_sampling not in SAMPLING_MODES:
             raise ParameterError("training_sampling", f"choose one of {list(SAMPLING_MODES)}")
+        unknown = sorted(set(self.protocols) - set(PROTOCOLS))
+        if unknown or not self.protocols:
+            raise ParameterError("protocols", f"choose from {list(PROTOCOLS)}, got {list(self.protocols)}")
         if self.folds < 2:
             raise ParameterError("folds", f"need at least 2 folds, got {self.folds}")
         self.train.check()
@@ -139,7 +144,7 @@ def align_released(real: SensorDataset, released: SensorDataset, linkage: dict[s
     return replace(real, signals=signals, name=released.name, source=released.source)
 
 
-def _same_windows(real: Windows, released_ds: SensorDataset) -> Windows:
+def same_windows(real: Windows, released_ds: SensorDataset) -> Windows:
     """The released data cut at exactly the real windows' positions."""
     starts = released_ds.recordings["start"].to_numpy()[real.recording] + real.start
     idx = starts[:, None] + np.arange(real.length)[None, :]
@@ -212,12 +217,15 @@ def evaluate(
     config: EvalConfig | None = None,
     progress: ProgressFn = null_progress,
     reid_assignment: Mapping[str, str] | None = None,
+    frozen_reid: Classifier | None = None,
 ) -> EvalResult:
-    """Run all protocols; ``released`` must be aligned with ``real`` (see :func:`align_released`).
+    """Run the configured protocols; ``released`` must be aligned with ``real`` (see :func:`align_released`).
 
     ``reid_assignment`` (recording id → "train" | "val" | "test") replaces the default
     re-identification split, e.g. to train on each subject's first session and test on the
-    second; every subject must still have test recordings.
+    second; every subject must still have test recordings. ``frozen_reid`` is the network an
+    anonymiser was trained against (fitted on the real training split of this assignment);
+    without it one is trained here.
     """
     cfg = config or EvalConfig()
     cfg.check()
@@ -230,8 +238,7 @@ def evaluate(
     if unlabelled.any():  # transitions and gaps: no activity to score, no stratum for attackers
         notes.append(f"{int(unlabelled.sum())} of {len(windows)} windows are mostly unlabelled and left out")
         windows = windows.subset(~unlabelled)
-    rel_windows = _same_windows(windows, released) if released is not None else None
-    n_act, n_subj = len(real.activities), len(real.subjects)
+    rel_windows = same_windows(windows, released) if released is not None else None
     scores: list[ModelScore] = []
     epoch_seconds: dict[str, float] = {}
 
@@ -239,8 +246,27 @@ def evaluate(
         return make_classifier(name, n_classes, config=replace(train_cfg, seed=cfg.seed + seed_offset),
                                channel_groups=groups_idx, channels=real.channels)
 
-    # ---- utility: split by subject
-    progress(0.0, "utility")
+    fidelity: dict[str, float] = {}
+    distances = pd.DataFrame()
+    if "utility" in cfg.protocols:
+        progress(0.0, "utility")
+        fidelity, distances = _utility(real, windows, rel_windows, cfg, new, rng, scores, notes, epoch_seconds, progress)
+    if "privacy" in cfg.protocols:
+        progress(0.35, "re-identification")
+        _privacy(real, windows, rel_windows, cfg, new, reid_assignment, frozen_reid, scores, epoch_seconds, progress)
+    if "soft_biometrics" in cfg.protocols:
+        progress(0.8, "soft biometrics")
+        _soft_biometrics(real, windows if rel_windows is None else rel_windows, cfg, new,
+                         "released" if rel_windows is not None else "real", scores, notes)
+    progress(1.0, "done")
+    return EvalResult(scores, fidelity, distances, notes, list(real.activities), real.subject_ids, epoch_seconds)
+
+
+def _utility(real: SensorDataset, windows: Windows, rel_windows: Windows | None, cfg: EvalConfig, new: Any,
+             rng: np.random.Generator, scores: list[ModelScore], notes: list[str], epoch_seconds: dict[str, float],
+             progress: ProgressFn) -> tuple[dict[str, float], pd.DataFrame]:
+    """HAR split by subject: real→real, real→released (frozen), released→real; fidelity."""
+    n_act = len(real.activities)
     assign = split_subjects(real.subject_ids, cfg.subject_fractions, seed=cfg.seed)
     subj_ids = windows.subject_ids()
     part = {k: np.isin(subj_ids, v) for k, v in assign.items()}
@@ -268,15 +294,23 @@ def evaluate(
         distances = channel_distances(te.X, rte.X, real.channels)
         fidelity["mean_wasserstein_z"] = float(distances["wasserstein_z"].mean())
         fidelity["mean_log_psd_distance"] = float(distances["log_psd_distance"].mean())
+    return fidelity, distances
 
-    # ---- privacy: split by recording, every subject in every split
-    progress(0.35, "re-identification")
+
+def _privacy(real: SensorDataset, windows: Windows, rel_windows: Windows | None, cfg: EvalConfig, new: Any,
+             reid_assignment: Mapping[str, str] | None, frozen_reid: Classifier | None, scores: list[ModelScore],
+             epoch_seconds: dict[str, float], progress: ProgressFn) -> None:
+    """Re-identification split by recording: the frozen network and attackers retrained on released data."""
+    n_subj = len(real.subjects)
     rec_assign = reid_assignment or recording_assignment(real, cfg.recording_fractions, by=cfg.recording_order)
     _check_reid_assignment(real, rec_assign)
     rec_split = real.recordings["recording"].map(rec_assign).to_numpy(dtype=object)[windows.recording]
     r_tr, r_va, r_te = (windows.subset(rec_split == k) for k in ("train", "val", "test"))
-    frozen = _fit(new(cfg.reid_model, n_subj, 3), r_tr, r_tr.subject, r_va, r_va.subject, scaled(progress, 0.35, 0.5))
-    epoch_seconds[f"reid_{cfg.reid_model}"] = getattr(frozen, "epoch_seconds", 0.0)
+    if frozen_reid is None:
+        frozen = _fit(new(cfg.reid_model, n_subj, 3), r_tr, r_tr.subject, r_va, r_va.subject, scaled(progress, 0.35, 0.5))
+        epoch_seconds[f"reid_{cfg.reid_model}"] = getattr(frozen, "epoch_seconds", 0.0)
+    else:
+        frozen = frozen_reid
     common = dict(protocol="privacy", target="subject", groups=r_te.recording, recording_level=True)
     scores += _score(frozen, r_te, r_te.subject, n_subj, cfg, train_data="real", test_data="real", **common)
     source = rel_windows if rel_windows is not None else windows
@@ -292,8 +326,11 @@ def evaluate(
         scores += _score(attacker, a_te, a_te.subject, n_subj, cfg, train_data=f"{source_name} (retrained)",
                          test_data=source_name, **common)
 
-    # ---- soft biometrics: unseen subjects, cross-validated, stratified by the attribute
-    progress(0.8, "soft biometrics")
+
+
+def _soft_biometrics(real: SensorDataset, source: Windows, cfg: EvalConfig, new: Any, source_name: str,
+                     scores: list[ModelScore], notes: list[str]) -> None:
+    """Attribute inference on unseen subjects, cross-validated, stratified by the attribute."""
     attributes = cfg.attributes if cfg.attributes is not None else tuple(c for c in real.subjects.columns if c != "subject")
     for attribute in attributes:
         if attribute not in real.subjects:
@@ -308,8 +345,6 @@ def evaluate(
             notes.append(f"attribute {attribute!r} skipped: fewer than {cfg.folds} subjects in some level")
         else:
             scores.append(score)
-    progress(1.0, "done")
-    return EvalResult(scores, fidelity, distances, notes, list(real.activities), real.subject_ids, epoch_seconds)
 
 
 def _check_reid_assignment(ds: SensorDataset, assignment: Mapping[str, str]) -> None:

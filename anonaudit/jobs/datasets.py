@@ -75,18 +75,25 @@ def import_dataset(
             file=source,
         )
     progress(0.75, "writing Parquet")
+    record = register_derived(ctx, ds, format=fmt, replace=replace, source_path=str(source.resolve()), digest=digest)
+    progress(1.0, "imported")
+    return ds, record
+
+
+def register_derived(ctx: JobContext, ds: SensorDataset, *, format: str, replace: bool = False,
+                     source_path: str | None = None, digest: str | None = None) -> dict[str, Any]:
+    """Save a dataset as Parquet and register it; the files are removed again if registering fails."""
+    check_name(ds.name)
+    digest = digest or content_hash(ds)
     target = get_settings().datasets_dir / f"{ds.name}-{digest[:12]}"
     ds.save(target)
     try:
-        record = store.register_dataset(
-            ds.name, fmt, source_path=str(source.resolve()), storage_path=str(target),
-            summary=ds.summary(), content_sha256=digest, import_job_id=ctx.job_id, replace=replace,
-        )
+        return store.register_dataset(ds.name, format, source_path=source_path, storage_path=str(target),
+                                      summary=ds.summary(), content_sha256=digest, import_job_id=ctx.job_id,
+                                      replace=replace)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
-    progress(1.0, "imported")
-    return ds, record
 
 
 def open_dataset(name_or_id: str | int) -> SensorDataset:

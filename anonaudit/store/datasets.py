@@ -96,6 +96,17 @@ def get_dataset(name_or_id: str | int, *, url: UrlOrEngine = None) -> dict[str, 
         return _get(session, name_or_id).to_dict()
 
 
+def set_release_verdict(name_or_id: str | int, releasable: bool, detail: Mapping[str, Any], *,
+                        url: UrlOrEngine = None) -> dict[str, Any]:
+    """Record the outcome of a release check on a dataset."""
+    with session_scope(url) as session:
+        row = _get(session, name_or_id)
+        row.releasable = releasable
+        row.release_check = to_json(dict(detail), "release_check")
+        session.flush()
+        return row.to_dict()
+
+
 def list_datasets(*, url: UrlOrEngine = None) -> list[dict[str, Any]]:
     with session_scope(url) as session:
         return [d.to_dict() for d in session.scalars(select(Dataset).order_by(Dataset.name))]

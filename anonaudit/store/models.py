@@ -108,6 +108,9 @@ class Dataset(Base):
     import_job_id: Mapped[int | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="SET NULL", use_alter=True)
     )
+    # None: never checked; False: a release check refused it (see release_check for why).
+    releasable: Mapped[bool | None] = mapped_column(Boolean)
+    release_check: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class Job(Base):

@@ -1,7 +1,8 @@
 """Job kind ``pipeline``: the main job, end to end on one dataset.
 
 Today: import → windows → subject and recording splits → summary figures → evaluation
-(activity recognition, re-identification by frozen and retrained attackers, soft biometrics).
+(activity recognition, re-identification by frozen and retrained attackers, soft biometrics)
+→ anonymisation (Anon_AcG by default) → release under pseudonyms → judged release → release check.
 Each capability that lands adds its stage here (evaluation, anonymisation, release check …),
 so ``./dev demo`` always shows what the platform can do on the sample data.
 """
@@ -14,17 +15,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anonaudit.anonymise.anonymiser import METHODS
+from anonaudit.data.dataset import SensorDataset
 from anonaudit.data.splits import split_by_recording, split_by_subject, split_subjects
 from anonaudit.data.windows import Windows, make_windows
 from anonaudit.errors import ParameterError
 from anonaudit.jobs.context import JobContext
 from anonaudit.evaluate.protocols import evaluate
 from anonaudit.jobs.datasets import import_dataset
+from anonaudit.jobs.kinds.anonymise import AnonymiseParams, anonymise_and_judge, check_verdict
 from anonaudit.jobs.kinds.evaluate import eval_config, record_evaluation
 from anonaudit.jobs.params import parse_params
 from anonaudit.jobs.registry import job_kind
 from anonaudit.progress import scaled
 from anonaudit.reporting import plots
+from anonaudit.store.datasets import set_release_verdict
 
 
 @dataclass
@@ -41,12 +46,17 @@ class PipelineParams:
     attackers: list[str] | None = None
     attributes: list[str] | None = None
     n_boot: int = 500
+    anonymise: str | None = "anon_acg"
+    gan_epochs: int = 4
+    ae_epochs: int = 8
 
     def check(self) -> None:
         if self.window_s <= 0:
             raise ParameterError("window_s", f"must be positive, got {self.window_s}")
         if self.stride_s <= 0:
             raise ParameterError("stride_s", f"must be positive, got {self.stride_s}")
+        if self.anonymise is not None and self.anonymise not in METHODS:
+            raise ParameterError("anonymise", f"unknown anonymiser {self.anonymise!r}; choose one of {list(METHODS)}")
 
 
 def _counts(splits: dict[str, Windows], activities: list[str]) -> pd.DataFrame:
@@ -55,6 +65,21 @@ def _counts(splits: dict[str, Windows], activities: list[str]) -> pd.DataFrame:
         {name: np.bincount(w.y, minlength=len(activities)) for name, w in splits.items()},
         index=pd.Index(activities, name="activity"),
     )
+
+
+def _release_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: str) -> dict[str, Any]:
+    """Anonymise, release as ``<name>-released``, judge the release and record the release check."""
+    params = AnonymiseParams(dataset=name, method=p.anonymise or "anon_acg", name=f"{name}-released", replace=True,
+                             window_s=p.window_s, stride_s=p.stride_s, gan_epochs=p.gan_epochs,
+                             ae_epochs=p.ae_epochs, epochs=p.epochs, evaluate=True, n_boot=p.n_boot,
+                             **({"attackers": p.attackers} if p.attackers else {}))
+    params.check()
+    out, result = anonymise_and_judge(ctx, params, ds, scaled(ctx.progress, 0.7, 0.98), prefix="anon_")
+    verdict = check_verdict(result, None)
+    ctx.write_json("release_check.json", verdict)
+    set_release_verdict(out["anon_released"], verdict["releasable"], {**verdict, "job_id": ctx.job_id})
+    ctx.log(verdict["reason"], "info" if verdict["releasable"] else "warning")
+    return {**out, "anon_releasable": verdict["releasable"], "anon_release_check": verdict["reason"]}
 
 
 @job_kind("pipeline")
@@ -86,10 +111,13 @@ def run_pipeline(ctx: JobContext) -> dict[str, Any]:
         ctx.metric("subjects", len(set(part.subject.tolist())), split=name, protocol="by_subject")
     for name, part in by_recording.items():
         ctx.metric("windows", len(part), split=name, protocol="by_recording")
-    head = {}
+    head: dict[str, Any] = {}
     if p.evaluate:
-        result = evaluate(ds, None, eval_config(p, ctx.seed), progress=scaled(ctx.progress, 0.4, 1.0))
+        end = 0.7 if p.anonymise else 1.0
+        result = evaluate(ds, None, eval_config(p, ctx.seed), progress=scaled(ctx.progress, 0.4, end))
         head = record_evaluation(ctx, result)
+    if p.anonymise:
+        head.update(_release_stage(ctx, p, ds, record["name"]))
     ctx.progress(1.0, "done")
     return {
         "dataset": record["name"],

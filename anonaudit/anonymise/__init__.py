@@ -1,0 +1,1 @@
+"""Anonymisers (GAN, DFI, baselines) and releases of anonymised datasets."""

@@ -1,0 +1,240 @@
+"""Job kinds ``explain`` (R-LIME beside LIME and Anchor for one instance) and ``explain_eval``
+(the R-LIME paper's quantitative experiments on recidivism or Adult).
+
+``explain`` takes a CSV with a target column (or the recidivism/Adult files) and a black box: a
+scikit-learn model file (joblib/pickle) taking the raw columns, the ``model.joblib`` of an earlier
+``explain`` job (``job:ID``), or ``forest`` — a random forest the job trains on the raw columns
+and stores as ``model.joblib`` for re-use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from anonaudit.errors import DataError, ParameterError
+from anonaudit.explain import figures
+from anonaudit.explain.baselines import explain_anchor, explain_lime
+from anonaudit.explain.blackbox import load_model
+from anonaudit.explain.evaluation import ACCURACY_TAUS, COVERAGE_TAUS, prepare, run_paper_experiments
+from anonaudit.explain.explanation import Explanation
+from anonaudit.explain.rlime import IMBALANCE, RLime
+from anonaudit.explain.tabular import TabularData, load_adult, load_csv, load_recidivism
+from anonaudit.jobs.context import JobContext
+from anonaudit.jobs.params import parse_params
+from anonaudit.jobs.registry import job_kind
+from anonaudit.progress import scaled
+
+FORMATS = ("csv", "recidivism", "adult")
+
+
+def load_data(path: str, format: str, target: str | None) -> TabularData:
+    """The data of an explain job: a CSV with ``target``, or the recidivism / Adult files."""
+    if format == "csv":
+        if not target:
+            raise ParameterError("target", "a CSV needs the name of its target column")
+        return load_csv(path, target)
+    if format == "recidivism":
+        return load_recidivism(path)
+    if format == "adult":
+        return load_adult(path)
+    raise ParameterError("format", f"must be one of {FORMATS}, got {format!r}")
+
+
+@dataclass
+class ExplainParams:
+    data: str
+    target: str | None = None
+    format: str = "csv"
+    model: str = "forest"
+    n_trees: int = 50
+    index: int = 0
+    instance: dict[str, Any] | None = None
+    tau: float = 0.8
+    delta: float = 0.05
+    epsilon: float = 0.05
+    beam_size: int = 10
+    batch_size: int = 10
+    init_samples: int = 1000
+    coverage_samples: int = 10_000
+    max_rule_length: int | None = None
+    imbalance: str = "none"
+    balance_mu: float = 0.1
+    baselines: bool = True
+    lime_samples: int = 5000
+
+    def check(self) -> None:
+        if not 0 < self.tau < 1:
+            raise ParameterError("tau", f"must be in (0, 1), got {self.tau}")
+        if self.imbalance not in IMBALANCE:
+            raise ParameterError("imbalance", f"must be one of {IMBALANCE}, got {self.imbalance!r}")
+        if self.n_trees < 1:
+            raise ParameterError("n_trees", f"must be >= 1, got {self.n_trees}")
+
+
+def _train_forest(data: TabularData, n_trees: int, seed: int) -> Any:
+    """A random forest on the raw columns (categories one-hot encoded), the platform's default black box."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    cats = [c for c in data.X.columns if isinstance(data.X[c].dtype, pd.CategoricalDtype)]
+    nums = [c for c in data.X.columns if c not in cats]
+    prep = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), cats), ("num", "passthrough", nums)])
+    model = Pipeline([("prep", prep), ("forest", RandomForestClassifier(n_trees, random_state=seed, n_jobs=1))])
+    return model.fit(data.X, data.y)
+
+
+def _dumps(model: Any) -> bytes:
+    import io
+
+    import joblib
+
+    buf = io.BytesIO()
+    joblib.dump(model, buf)
+    return buf.getvalue()
+
+
+def _job_model(spec: str) -> Path:
+    """Path of the ``model.joblib`` stored by job ``job:ID``."""
+    from anonaudit.settings import get_settings
+    from anonaudit.store import jobs as job_store
+
+    try:
+        job_id = int(spec.split(":", 1)[1])
+    except ValueError:
+        raise ParameterError("model", f"expected job:ID, got {spec!r}") from None
+    for a in job_store.job_artifacts(job_id):
+        if a["name"] == "model.joblib":
+            return get_settings().home / a["path"]
+    raise ParameterError("model", f"job {job_id} stored no model.joblib")
+
+
+def _instance(data: TabularData, p: ExplainParams) -> pd.DataFrame:
+    if p.instance is not None:
+        return pd.DataFrame([p.instance])
+    if not 0 <= p.index < len(data.y):
+        raise ParameterError("index", f"must be in [0, {len(data.y) - 1}] (data rows), got {p.index}")
+    return data.X.iloc[[p.index]].reset_index(drop=True)
+
+
+def _weights_table(exps: list[Explanation]) -> pd.DataFrame:
+    rows = [{"method": e.method, "feature": k, "weight": v} for e in exps for k, v in e.weights.items()]
+    return pd.DataFrame(rows, columns=["method", "feature", "weight"])
+
+
+@job_kind("explain")
+def run_explain(ctx: JobContext) -> dict[str, Any]:
+    p = parse_params(ExplainParams, ctx.params)
+    ctx.progress(0.0, "loading data")
+    data = load_data(p.data, p.format, p.target)
+    if p.model == "forest":
+        ctx.progress(0.05, f"training a {p.n_trees}-tree random forest")
+        model = _train_forest(data, p.n_trees, ctx.seed)
+        ctx.write_bytes("model.joblib", _dumps(model))
+    else:
+        model = load_model(_job_model(p.model) if p.model.startswith("job:") else p.model)
+    explainer = RLime(model, tau=p.tau, delta=p.delta, epsilon=p.epsilon, beam_size=p.beam_size,
+                      batch_size=p.batch_size, init_samples=p.init_samples, coverage_samples=p.coverage_samples,
+                      max_rule_length=p.max_rule_length, imbalance=p.imbalance, balance_mu=p.balance_mu,
+                      model_input="raw", seed=ctx.seed).fit(data.X)
+    instance = _instance(data, p)
+    ctx.progress(0.1, "R-LIME")
+    exp = explainer.explain(instance)
+    exps: list[Explanation] = []
+    if p.baselines:
+        rng = np.random.default_rng(ctx.seed)
+        x = np.asarray(exp.codes)
+        target = explainer.black_box_.classes.index(exp.predicted_class)
+        ctx.progress(0.6, "LIME")
+        exps.append(explain_lime(explainer.black_box_, explainer.train_codes_, x, target, rng, p.lime_samples))
+        ctx.progress(0.7, "Anchor")
+        exps.append(explain_anchor(explainer.black_box_, explainer.train_codes_, x, target, p.tau, rng,
+                                   delta=p.delta, epsilon=p.epsilon, beam_size=p.beam_size))
+    exps.append(exp)
+    ctx.write_json("explanations.json", {e.method: e.to_dict() for e in exps})
+    ctx.write_dataframe("weights", _weights_table(exps))
+    ctx.write_bytes("explanations.png", figures.explanations(
+        exps, f"{data.name}: why '{exp.predicted_class}' for the instance"))
+    for e in exps:
+        for name in ("accuracy", "coverage", "seconds", "black_box_calls"):
+            if getattr(e, name) is not None:
+                ctx.metric(f"{e.method}_{name}", float(getattr(e, name)), method=e.method)
+    ctx.progress(1.0, "done")
+    return {"predicted_class": exp.predicted_class, "rule": " AND ".join(exp.rule) or "(whole input space)",
+            "valid": exp.valid, "accuracy": round(exp.accuracy, 4), "coverage": round(exp.coverage, 4),
+            "black_box_calls": exp.black_box_calls, "seconds": round(exp.seconds, 3), "seed": exp.seed,
+            **({"anchor_rule": " AND ".join(exps[1].rule), "anchor_coverage": round(exps[1].coverage, 4)}
+               if p.baselines else {})}
+
+
+@dataclass
+class ExplainEvalParams:
+    dataset: str = "recidivism"
+    path: str | None = None
+    n_instances: int = 100
+    n_trees: int = 50
+    balance: bool = False
+    accuracy_taus: list[float] | None = None
+    coverage_taus: list[float] | None = None
+    n_eval: int = 10_000
+    lime_samples: int = 5000
+    n_examples: int = 2
+
+    def check(self) -> None:
+        if self.dataset not in ("recidivism", "adult"):
+            raise ParameterError("dataset", f"must be recidivism or adult, got {self.dataset!r}")
+        if self.n_instances < 1:
+            raise ParameterError("n_instances", f"must be >= 1, got {self.n_instances}")
+
+
+def default_data_path(dataset: str) -> Path:
+    """The shared real data beside the repository (``../shared/datasets``)."""
+    root = Path(__file__).resolve().parents[4] / "shared" / "datasets"
+    return root / "recidivism" / "Data_1980.csv" if dataset == "recidivism" else root / "adult"
+
+
+@job_kind("explain_eval")
+def run_explain_eval(ctx: JobContext) -> dict[str, Any]:
+    p = parse_params(ExplainEvalParams, ctx.params)
+    path = Path(p.path) if p.path else default_data_path(p.dataset)
+    if not path.exists():
+        raise DataError("not found (give the dataset's path)", file=path)
+    ctx.progress(0.0, f"loading {p.dataset}, training the black box")
+    setup = prepare(load_recidivism(path) if p.dataset == "recidivism" else load_adult(path),
+                    n_trees=p.n_trees, seed=ctx.seed, balance=p.balance)
+    res = run_paper_experiments(setup, n_instances=p.n_instances, accuracy_taus=p.accuracy_taus or ACCURACY_TAUS,
+                                coverage_taus=p.coverage_taus or COVERAGE_TAUS, n_eval=p.n_eval,
+                                lime_samples=p.lime_samples, n_examples=p.n_examples, seed=ctx.seed,
+                                progress=scaled(ctx.progress, 0.02, 0.97))
+    summary = res.summary()
+    deviation = res.deviation()
+    ctx.write_dataframe("local_accuracy", res.local)
+    ctx.write_dataframe("coverage", res.coverage)
+    ctx.write_dataframe("summary", summary)
+    ctx.write_json("deviation.json", deviation)
+    name = f"{p.dataset}{' (balanced)' if p.balance else ''}, {p.n_trees}-tree forest, {p.n_instances} test instances"
+    ctx.write_bytes("fig8a_local_accuracy.png", figures.local_accuracy(res.local, f"Local accuracy ({name})"))
+    ctx.write_bytes("fig8b_coverage.png", figures.coverage(res.coverage, f"Coverage ({name})"))
+    ctx.write_bytes("table2_accuracy_deviation.png", figures.accuracy_deviation(res.local, "Estimated vs true accuracy"))
+    for i, exps in enumerate(res.examples):
+        ctx.write_bytes(f"fig6_example_{i + 1}.png", figures.explanations(exps, f"{p.dataset}: instance {i + 1}"))
+    for row in summary.to_dict("records"):
+        for key, value in row.items():
+            if key != "tau" and not pd.isna(value):
+                ctx.metric(key, float(value), tau=row["tau"])
+    for key, value in deviation.items():
+        ctx.metric(key, value)
+    ctx.metric("black_box_test_accuracy", setup.test_accuracy)
+    ctx.progress(1.0, "done")
+    return {"dataset": p.dataset, "n_instances": p.n_instances, "black_box_test_accuracy": round(setup.test_accuracy, 4),
+            "acc_deviation_mean": round(deviation["acc_deviation_mean"], 4),
+            **{f"rlime_coverage@{r['tau']:.2f}": round(r["rlime_coverage"], 4) for r in summary.to_dict("records")
+               if not pd.isna(r["rlime_coverage"])},
+            **{f"anchor_coverage@{r['tau']:.2f}": round(r["anchor_coverage"], 4) for r in summary.to_dict("records")
+               if not pd.isna(r["anchor_coverage"])}}
