@@ -160,6 +160,28 @@ def test_bad_input_is_one_clear_error() -> None:
         ex.explain(X.iloc[[0]].drop(columns=["d"]))
     with pytest.raises(DataError, match="'extra'.*unexpected"):
         ex.explain(X.iloc[[0]].assign(extra=1))
+    from sklearn.linear_model import LogisticRegression
+
+    needs_e = LogisticRegression().fit(X[["c", "d"]].assign(e=0.0), X["b"])
+    with pytest.raises(DataError, match="'e'"):
+        explainer(needs_e, X)
+
+
+def test_model_file_errors(tmp_path: Path) -> None:
+    import joblib
+    from sklearn.svm import LinearSVC
+
+    from anonaudit.explain.blackbox import load_model
+
+    X = planted_frame(200)
+    joblib.dump(LinearSVC().fit(X[["c", "d"]], X["b"]), tmp_path / "svc.joblib")
+    with pytest.raises(ParameterError, match="model.*predict_proba"):
+        load_model(tmp_path / "svc.joblib")
+    (tmp_path / "junk.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(ParameterError, match="model.*cannot load"):
+        load_model(tmp_path / "junk.pkl")
+    with pytest.raises(ParameterError, match="not found"):
+        load_model(tmp_path / "missing.joblib")
 
 
 # ---------------------------------------------------------------------------- job kind

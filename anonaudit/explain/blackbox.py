@@ -39,7 +39,7 @@ def load_model(path: str | Path) -> Any:
         raise ParameterError("model", f"model file {path} not found")
     try:
         model = joblib.load(path)
-    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, ModuleNotFoundError) as exc:
+    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, AttributeError, ImportError) as exc:
         raise ParameterError("model", f"cannot load {path} with joblib/pickle: {exc}") from None
     return check_model(model)
 
@@ -58,6 +58,7 @@ class BlackBox:
         self.input = input
         self.calls = 0
         self.batches = 0
+        self._model_columns: list[str] | None = None
         self.classes = [str(c) for c in getattr(model, "classes_", [])]
         # codes → one integer key (mixed radix): labels of a model on codes are cached by key
         n_values = discretiser.n_values
@@ -70,10 +71,11 @@ class BlackBox:
                           for j, f in enumerate(discretiser.features) if f.kind == BINNED}
             self._dtypes = train_X.dtypes
             names = getattr(model, "feature_names_in_", None)
-            if names is not None:
-                missing = [c for c in discretiser.names if c not in set(names)]
+            self._model_columns = None if names is None else [str(c) for c in names]
+            if self._model_columns is not None:
+                missing = [c for c in self._model_columns if c not in discretiser.names]
                 if missing:
-                    raise DataError("the model was not trained on this column", column=missing[0])
+                    raise DataError("the model needs this column but the data has none", column=missing[0])
 
     def raw_frame(self, codes: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
         """Raw values for codes: categories as they are, a random training value from each bin."""
@@ -108,8 +110,9 @@ class BlackBox:
         return self._to_model(self.raw_frame(codes, rng))
 
     def _to_model(self, frame: pd.DataFrame) -> Any:
-        if getattr(self.model, "feature_names_in_", None) is None and all(
-                pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
+        if self._model_columns is not None:  # the model names its columns: give it those, in its order
+            return frame[self._model_columns]
+        if all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
             return frame.to_numpy(float)
         return frame
 
