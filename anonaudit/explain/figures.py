@@ -63,24 +63,24 @@ def _boxes(ax: plt.Axes, groups: dict[str, pd.DataFrame], column: dict[str, str]
     ax.legend(fontsize=8)
 
 
-def local_accuracy(local: pd.DataFrame, title: str) -> bytes:
-    """Fig. 8a: local accuracy inside R-LIME's rectangles, LIME vs R-LIME, per τ."""
-    taus = sorted(local["tau"].unique())
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    _boxes(ax, {"LIME": local, "R-LIME": local}, {"LIME": "lime_local_acc", "R-LIME": "rlime_true_acc"}, taus)
-    ax.set_ylabel("local accuracy")
+def _compare(frame: pd.DataFrame, columns: dict[str, str], ylabel: str, title: str, width: float) -> bytes:
+    """Box plots per τ of one column per method (the paper's Fig. 8 layout)."""
+    taus = sorted(frame["tau"].unique())
+    fig, ax = plt.subplots(figsize=(width, 3.5))
+    _boxes(ax, dict.fromkeys(columns, frame), columns, taus)
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     return to_png(fig)
+
+
+def local_accuracy(local: pd.DataFrame, title: str) -> bytes:
+    """Fig. 8a: local accuracy inside R-LIME's rectangles, LIME vs R-LIME, per τ."""
+    return _compare(local, {"LIME": "lime_local_acc", "R-LIME": "rlime_true_acc"}, "local accuracy", title, 5.5)
 
 
 def coverage(cov: pd.DataFrame, title: str) -> bytes:
     """Fig. 8b: coverage of the rules, Anchor vs R-LIME, per τ."""
-    taus = sorted(cov["tau"].unique())
-    fig, ax = plt.subplots(figsize=(6.5, 3.5))
-    _boxes(ax, {"Anchor": cov, "R-LIME": cov}, {"Anchor": "anchor_coverage", "R-LIME": "rlime_coverage"}, taus)
-    ax.set_ylabel("coverage")
-    ax.set_title(title, fontsize=10)
-    return to_png(fig)
+    return _compare(cov, {"Anchor": "anchor_coverage", "R-LIME": "rlime_coverage"}, "coverage", title, 6.5)
 
 
 def accuracy_deviation(local: pd.DataFrame, title: str) -> bytes:
