@@ -365,14 +365,18 @@ class Anonymiser:
         self.ae_.eval()
 
     # ------------------------------------------------------------------ transform
-    def check_input(self, X: np.ndarray, channels: Sequence[str] | None = None) -> None:
-        """Clear errors for data this anonymiser was not trained on."""
+    def check_channels(self, channels: Sequence[str]) -> None:
+        """Clear error for a dataset whose channels this anonymiser was not trained on."""
         if not hasattr(self, "scaler_"):
             raise ParameterError("anonymiser", "call fit() first or load a trained anonymiser")
-        if channels is not None and list(channels) != self.channels_:
+        if list(channels) != self.channels_:
             unseen = [c for c in channels if c not in self.channels_]
             raise DataError(f"the anonymiser was trained on channels {self.channels_}; got {list(channels)}"
                             + (f" (unseen: {unseen})" if unseen else " (different order or subset)"))
+
+    def check_input(self, X: np.ndarray, channels: Sequence[str] | None = None) -> None:
+        """Clear errors for windows this anonymiser was not trained on."""
+        self.check_channels(channels if channels is not None else self.channels_)
         if X.ndim != 3 or X.shape[1:] != (self.geometry_.length, self.geometry_.channels):
             raise DataError(f"windows must be shaped (n, {self.geometry_.length}, {self.geometry_.channels}), got {X.shape}")
 

@@ -69,7 +69,7 @@ def resolve_targets(anonymiser: Anonymiser, ds: SensorDataset, target: str | Non
 def anonymise_dataset(ds: SensorDataset, anonymiser: Anonymiser, *, name: str, target: str | None = None,
                       seed: int = 0, batch_size: int = 1024, progress: ProgressFn = null_progress) -> Release:
     """Anonymise every recording of ``ds`` and pseudonymise it (see the module docstring)."""
-    anonymiser.check_input(np.empty((0, anonymiser.geometry_.length, ds.n_channels), np.float32), ds.channels)
+    anonymiser.check_channels(ds.channels)
     method = anonymiser.config.method
     rng = np.random.default_rng(seed)
     needs_subject = method in ("anon_acg", "anon_dfi")

@@ -19,28 +19,27 @@ def kl_bernoulli(p: np.ndarray | float, q: np.ndarray | float) -> np.ndarray:
     return p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))
 
 
+def _bisect(p: np.ndarray, level: np.ndarray, outer: np.ndarray) -> np.ndarray:
+    """Bisect between p (KL = 0) and ``outer`` for the point where KL(p ‖ q) reaches ``level``."""
+    inner = p.copy()
+    for _ in range(N_BISECT):
+        mid = (inner + outer) / 2
+        above = kl_bernoulli(p, mid) > level
+        outer = np.where(above, mid, outer)
+        inner = np.where(above, inner, mid)
+    return outer
+
+
 def kl_upper(p: np.ndarray | float, level: np.ndarray | float) -> np.ndarray:
     """Largest q ≥ p with KL(p ‖ q) ≤ level (upper confidence bound of a mean p)."""
     p, level = np.broadcast_arrays(np.asarray(p, float), np.asarray(level, float))
-    lo, hi = p.copy(), np.minimum(1.0, p + np.sqrt(level / 2))
-    for _ in range(N_BISECT):
-        mid = (lo + hi) / 2
-        above = kl_bernoulli(p, mid) > level
-        hi = np.where(above, mid, hi)
-        lo = np.where(above, lo, mid)
-    return hi
+    return _bisect(p, level, np.minimum(1.0, p + np.sqrt(level / 2)))
 
 
 def kl_lower(p: np.ndarray | float, level: np.ndarray | float) -> np.ndarray:
     """Smallest q ≤ p with KL(p ‖ q) ≤ level (lower confidence bound of a mean p)."""
     p, level = np.broadcast_arrays(np.asarray(p, float), np.asarray(level, float))
-    lo, hi = np.maximum(0.0, p - np.sqrt(level / 2)), p.copy()
-    for _ in range(N_BISECT):
-        mid = (lo + hi) / 2
-        above = kl_bernoulli(p, mid) > level
-        lo = np.where(above, mid, lo)
-        hi = np.where(above, hi, mid)
-    return lo
+    return _bisect(p, level, np.maximum(0.0, p - np.sqrt(level / 2)))
 
 
 def lucb_beta(n_arms: int, t: int, delta: float) -> float:

@@ -17,7 +17,6 @@ import json
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-import numpy as np
 
 from anonaudit.anonymise import workflow
 from anonaudit.anonymise.anonymiser import GAN_METHODS, METHODS, Anonymiser, AnonymiserConfig
@@ -119,7 +118,7 @@ def anonymise_and_judge(ctx: JobContext, p: AnonymiseParams, real: SensorDataset
     if loaded is not None and loaded.config.method != p.method:
         raise ParameterError("model", f"{p.model} holds a {loaded.config.method} anonymiser, not {p.method}")
     if loaded is not None:
-        loaded.check_input(np.empty((0, loaded.geometry_.length, real.n_channels), np.float32), real.channels)
+        loaded.check_channels(real.channels)
     needs_reid = p.evaluate or (loaded is None and p.method in GAN_METHODS)
     # without evaluation nothing is held out: the anonymiser (and its ReID) learn from every recording
     everything = None if p.evaluate else dict.fromkeys(real.recordings["recording"], "train")
