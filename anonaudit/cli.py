@@ -407,10 +407,12 @@ def db_current() -> None:
 # ---------------------------------------------------------------------------- explain (R-LIME, issue 7)
 @app.command("explain")
 def explain_cmd(
-    data: Annotated[Path, typer.Argument(help="CSV with a target column (or the recidivism CSV / Adult folder with --format).")],
-    target: Annotated[Optional[str], typer.Option(help="Target column of the CSV.")] = None,
-    format: Annotated[str, typer.Option(help="csv, recidivism or adult.")] = "csv",
-    model: Annotated[str, typer.Option(help="forest (trained here), a joblib/pickle model file, or job:ID.")] = "forest",
+    data: Annotated[str, typer.Argument(help="CSV with a target column, the recidivism CSV / Adult folder, or an "
+                                             "imported sensor dataset's name (with --format windows).")],
+    target: Annotated[Optional[str], typer.Option(help="Target column of the CSV; activity or subject for windows.")] = None,
+    format: Annotated[str, typer.Option(help="csv, recidivism, adult or windows.")] = "csv",
+    model: Annotated[str, typer.Option(help="forest, logreg, lda or knn (trained here), a joblib/pickle model file, "
+                                            "or job:ID.")] = "forest",
     index: Annotated[int, typer.Option(help="Data row (0-based) of the instance to explain.")] = 0,
     tau: Annotated[float, typer.Option(help="Accuracy threshold τ of the surrogate inside the rule.")] = 0.8,
     imbalance: Annotated[str, typer.Option(help="none, weighted (loss) or balance (constraint), paper §5.1.")] = "none",
@@ -420,7 +422,7 @@ def explain_cmd(
     queue: QueueOpt = False,
 ) -> None:
     """Explain one prediction with R-LIME (rule + linear surrogate), beside LIME and Anchor."""
-    params = {"data": str(data), "target": target, "format": format, "model": model, "index": index, "tau": tau,
+    params = {"data": data, "target": target, "format": format, "model": model, "index": index, "tau": tau,
               "imbalance": imbalance, "baselines": baselines, "n_trees": n_trees}
     _run_or_queue("explain", params, seed, queue)
 

@@ -259,3 +259,25 @@ def test_cli_explain_bad_tau_is_one_line(db_url: str, tmp_path: Path) -> None:
     assert res.returncode == 2
     assert res.stderr.strip().startswith("error:") and "'tau'" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_explains_the_platforms_feature_models_on_sensor_windows(db_url: str, tmp_path: Path) -> None:
+    from anonaudit import api
+    from anonaudit.data.synthetic import SampleSpec, write_sample_data
+    from anonaudit.explain.windows import readable_columns
+
+    write_sample_data(tmp_path / "s", SampleSpec(n_subjects=4, n_trials=2, duration_s=3.0))
+    api.import_dataset(tmp_path / "s" / "mapping.toml", name="s")
+    ds_name = "s"
+    job = api.run("explain", {"data": ds_name, "format": "windows", "target": "subject", "model": "lda",
+                              "index": 5, "window_s": 1.0, "stride_s": 0.5, "lime_samples": 300, "init_samples": 300,
+                              "coverage_samples": 2000, "beam_size": 4})
+    assert job["status"] == "succeeded", job.get("error")
+    result = job["result"]
+    assert result["predicted_class"] in {"P01", "P02", "P03", "P04"} and result["window_subject"]
+    features = readable_columns(list(api.open_dataset(ds_name).channels))
+    assert any(name in result["rule"] for name in features) or result["rule"] == "(whole input space)"
+    with pytest.raises(ParameterError, match="'target'"):
+        api.run("explain", {"data": ds_name, "format": "windows", "target": "gender"})
+    with pytest.raises(ParameterError, match="'format'"):
+        api.run("explain", {"data": ds_name, "format": "excel"})

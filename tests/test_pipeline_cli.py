@@ -42,6 +42,10 @@ def test_main_job_end_to_end(db_url, small_sample):
     assert result["anon_released"] == "sample-released" and isinstance(result["anon_releasable"], bool)
     assert 0 <= result["anon_reid_retrained_recording_acc"] <= 1 and "chance" in result["anon_release_check"]
     assert dataset_store.get_dataset("sample-released")["releasable"] == result["anon_releasable"]
+    # the explanation stage: why the activity model labels a test subject's window as it does
+    assert {"explain_explanations.png", "explain_explanations.json", "explain_model.joblib"} <= names
+    assert result["explain_window_subject"] in result["test_subjects"].split(", ")
+    assert result["explain_predicted_class"] and 0 < result["explain_coverage"] <= 1
     for art in job["artifacts"]:
         assert (get_settings().home / art["path"]).is_file()
     windows = {(m["tags"]["protocol"], m["tags"]["split"]): m["value"] for m in job["metrics"] if m["name"] == "windows"}

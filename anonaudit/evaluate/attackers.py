@@ -85,6 +85,21 @@ class NeuralClassifier:
         return replace(self, config=replace(self.config, seed=seed))
 
 
+def feature_estimator(kind: str, seed: int = 0) -> Pipeline:
+    """The scikit-learn estimator of feature model ``kind`` (also the black box R-LIME explains)."""
+    if kind == "knn":
+        estimator = KNeighborsClassifier(n_neighbors=10, weights="distance")
+    elif kind == "forest":
+        estimator = RandomForestClassifier(300, min_samples_leaf=2, n_jobs=1, random_state=seed)
+    elif kind == "lda":  # the classic gait-biometrics classifier; Ledoit–Wolf shrinkage for p ≈ n
+        estimator = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+    elif kind == "logreg":
+        estimator = LogisticRegression(C=0.1, max_iter=1000)
+    else:
+        raise ParameterError("model", f"unknown feature model {kind!r}; choose one of {list(FEATURE_MODELS)}")
+    return make_pipeline(StandardScaler(), estimator)
+
+
 @dataclass
 class FeatureClassifier:
     """kNN, random forest, logistic regression or shrinkage LDA on hand-crafted window features.
@@ -108,15 +123,7 @@ class FeatureClassifier:
         self.name = self.kind + (PER_ACTIVITY if self.per_stratum else "")
 
     def _estimator(self) -> Pipeline:
-        if self.kind == "knn":
-            estimator = KNeighborsClassifier(n_neighbors=10, weights="distance")
-        elif self.kind == "forest":
-            estimator = RandomForestClassifier(300, min_samples_leaf=2, n_jobs=1, random_state=self.seed)
-        elif self.kind == "lda":  # the classic gait-biometrics classifier; Ledoit–Wolf shrinkage for p ≈ n
-            estimator = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
-        else:
-            estimator = LogisticRegression(C=0.1, max_iter=1000)
-        return make_pipeline(StandardScaler(), estimator)
+        return feature_estimator(self.kind, self.seed)
 
     def _features(self, X: np.ndarray) -> np.ndarray:
         return window_features(X, self.channels)

@@ -33,7 +33,7 @@ def xyz_triads(channels: Sequence[str]) -> list[tuple[int, int, int]]:
     return [(axes["x"], axes["y"], axes["z"]) for axes in found.values() if len(axes) == 3]
 
 
-def _stem(channels: Sequence[str], triad: tuple[int, int, int]) -> str:
+def triad_stem(channels: Sequence[str], triad: tuple[int, int, int]) -> str:
     m = _AXIS.match(channels[triad[0]])
     return m["stem"] if m else channels[triad[0]]
 
@@ -41,11 +41,11 @@ def _stem(channels: Sequence[str], triad: tuple[int, int, int]) -> str:
 def feature_names(channels: Sequence[str]) -> list[str]:
     """Names of the columns :func:`window_features` returns for these channels."""
     triads = xyz_triads(channels)
-    extended = [*channels, *(f"{_stem(channels, t)}_norm" for t in triads)]
+    extended = [*channels, *(f"{triad_stem(channels, t)}_norm" for t in triads)]
     names = [f"{c}_{s}" for s in STATS for c in extended]
     names += [f"{c}_band{lo:.2f}-{hi:.2f}" for lo, hi in BANDS for c in extended]
     for t in triads:
-        stem = _stem(channels, t)
+        stem = triad_stem(channels, t)
         names += [f"{stem}_dir_{a}" for a in "xyz"] + [f"{stem}_corr_{p}" for p in ("xy", "xz", "yz")]
     return names
 

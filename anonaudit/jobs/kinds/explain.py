@@ -1,10 +1,12 @@
 """Job kinds ``explain`` (R-LIME beside LIME and Anchor for one instance) and ``explain_eval``
 (the R-LIME paper's quantitative experiments on recidivism or Adult).
 
-``explain`` takes a CSV with a target column (or the recidivism/Adult files) and a black box: a
-scikit-learn model file (joblib/pickle) taking the raw columns, the ``model.joblib`` of an earlier
-``explain`` job (``job:ID``), or ``forest`` — a random forest the job trains on the raw columns
-and stores as ``model.joblib`` for re-use.
+``explain`` takes a CSV with a target column, the recidivism/Adult files, or the windows of an
+imported sensor dataset (``format="windows"``: readable window features, target ``activity`` or
+``subject``), and a black box: a scikit-learn model file (joblib/pickle) taking the raw columns,
+the ``model.joblib`` of an earlier ``explain`` job (``job:ID``), ``forest`` — a random forest the
+job trains — or one of the platform's feature models (``logreg``, ``lda``, ``knn``: the activity
+and re-identification attackers of the evaluation). Trained models are stored as ``model.joblib``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from anonaudit.errors import DataError, ParameterError
+from anonaudit.evaluate.attackers import FEATURE_MODELS, feature_estimator
 from anonaudit.explain import figures
 from anonaudit.explain.baselines import explain_anchor, explain_lime
 from anonaudit.explain.blackbox import load_model
@@ -24,16 +27,18 @@ from anonaudit.explain.evaluation import ACCURACY_TAUS, COVERAGE_TAUS, prepare, 
 from anonaudit.explain.explanation import Explanation
 from anonaudit.explain.rlime import IMBALANCE, RLime
 from anonaudit.explain.tabular import TabularData, load_adult, load_csv, load_recidivism
+from anonaudit.explain.windows import window_table
 from anonaudit.jobs.context import JobContext
 from anonaudit.jobs.params import parse_params
 from anonaudit.jobs.registry import job_kind
-from anonaudit.progress import scaled
+from anonaudit.progress import ProgressFn, scaled
 
-FORMATS = ("csv", "recidivism", "adult")
+FORMATS = ("csv", "recidivism", "adult", "windows")
+TRAINABLE = ("forest", *(m for m in FEATURE_MODELS if m != "forest"))  # black boxes the job trains itself
 
 
 def load_data(path: str, format: str, target: str | None) -> TabularData:
-    """The data of an explain job: a CSV with ``target``, or the recidivism / Adult files."""
+    """The data of an explain job from files: a CSV with ``target``, or the recidivism / Adult files."""
     if format == "csv":
         if not target:
             raise ParameterError("target", "a CSV needs the name of its target column")
@@ -42,7 +47,16 @@ def load_data(path: str, format: str, target: str | None) -> TabularData:
         return load_recidivism(path)
     if format == "adult":
         return load_adult(path)
-    raise ParameterError("format", f"must be one of {FORMATS}, got {format!r}")
+    raise ParameterError("format", f"must be one of {FORMATS[:3]} for files, got {format!r}")
+
+
+def job_data(p: "ExplainParams") -> tuple[TabularData, pd.DataFrame | None]:
+    """The data and, for sensor windows, where each row's window comes from."""
+    if p.format == "windows":
+        from anonaudit.jobs.datasets import open_dataset
+
+        return window_table(open_dataset(p.data), p.window_s, p.stride_s, p.target or "activity")
+    return load_data(p.data, p.format, p.target), None
 
 
 @dataclass
@@ -66,8 +80,12 @@ class ExplainParams:
     balance_mu: float = 0.1
     baselines: bool = True
     lime_samples: int = 5000
+    window_s: float = 2.56
+    stride_s: float = 1.28
 
     def check(self) -> None:
+        if self.format not in FORMATS:
+            raise ParameterError("format", f"must be one of {FORMATS}, got {self.format!r}")
         if not 0 < self.tau < 1:
             raise ParameterError("tau", f"must be in (0, 1), got {self.tau}")
         if self.imbalance not in IMBALANCE:
@@ -76,8 +94,9 @@ class ExplainParams:
             raise ParameterError("n_trees", f"must be >= 1, got {self.n_trees}")
 
 
-def _train_forest(data: TabularData, n_trees: int, seed: int) -> Any:
-    """A random forest on the raw columns (categories one-hot encoded), the platform's default black box."""
+def train_black_box(data: TabularData, model: str, n_trees: int, seed: int) -> Any:
+    """A model the job trains on the raw columns (categories one-hot encoded): the ``n_trees`` random
+    forest of the R-LIME paper, or one of the platform's feature models."""
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.pipeline import Pipeline
@@ -86,8 +105,9 @@ def _train_forest(data: TabularData, n_trees: int, seed: int) -> Any:
     cats = [c for c in data.X.columns if isinstance(data.X[c].dtype, pd.CategoricalDtype)]
     nums = [c for c in data.X.columns if c not in cats]
     prep = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), cats), ("num", "passthrough", nums)])
-    model = Pipeline([("prep", prep), ("forest", RandomForestClassifier(n_trees, random_state=seed, n_jobs=1))])
-    return model.fit(data.X, data.y)
+    estimator = (RandomForestClassifier(n_trees, random_state=seed, n_jobs=1) if model == "forest"
+                 else feature_estimator(model, seed))
+    return Pipeline([("prep", prep), ("model", estimator)]).fit(data.X, data.y)
 
 
 def _dumps(model: Any) -> bytes:
@@ -128,15 +148,16 @@ def _weights_table(exps: list[Explanation]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["method", "feature", "weight"])
 
 
-@job_kind("explain")
-def run_explain(ctx: JobContext) -> dict[str, Any]:
-    p = parse_params(ExplainParams, ctx.params)
-    ctx.progress(0.0, "loading data")
-    data = load_data(p.data, p.format, p.target)
-    if p.model == "forest":
-        ctx.progress(0.05, f"training a {p.n_trees}-tree random forest")
-        model = _train_forest(data, p.n_trees, ctx.seed)
-        ctx.write_bytes("model.joblib", _dumps(model))
+def explain_and_record(ctx: JobContext, p: ExplainParams, data: TabularData, origin: pd.DataFrame | None,
+                       progress: ProgressFn, prefix: str = "") -> dict[str, Any]:
+    """Train or load the black box, explain one instance with R-LIME (and LIME, Anchor), store it all.
+
+    Artifacts and result keys carry ``prefix`` so that the main job can hold this stage beside others.
+    """
+    if p.model in TRAINABLE:
+        progress(0.0, f"training the black box ({p.model})")
+        model = train_black_box(data, p.model, p.n_trees, ctx.seed)
+        ctx.write_bytes(f"{prefix}model.joblib", _dumps(model))
     else:
         model = load_model(_job_model(p.model) if p.model.startswith("job:") else p.model)
     explainer = RLime(model, tau=p.tau, delta=p.delta, epsilon=p.epsilon, beam_size=p.beam_size,
@@ -144,33 +165,44 @@ def run_explain(ctx: JobContext) -> dict[str, Any]:
                       max_rule_length=p.max_rule_length, imbalance=p.imbalance, balance_mu=p.balance_mu,
                       model_input="raw", seed=ctx.seed).fit(data.X)
     instance = _instance(data, p)
-    ctx.progress(0.1, "R-LIME")
+    progress(0.1, "R-LIME")
     exp = explainer.explain(instance)
     exps: list[Explanation] = []
     if p.baselines:
         rng = np.random.default_rng(ctx.seed)
         x = np.asarray(exp.codes)
         target = explainer.black_box_.classes.index(exp.predicted_class)
-        ctx.progress(0.6, "LIME")
+        progress(0.6, "LIME")
         exps.append(explain_lime(explainer.black_box_, explainer.train_codes_, x, target, rng, p.lime_samples))
-        ctx.progress(0.7, "Anchor")
+        progress(0.7, "Anchor")
         exps.append(explain_anchor(explainer.black_box_, explainer.train_codes_, x, target, p.tau, rng,
                                    delta=p.delta, epsilon=p.epsilon, beam_size=p.beam_size))
     exps.append(exp)
-    ctx.write_json("explanations.json", {e.method: e.to_dict() for e in exps})
-    ctx.write_dataframe("weights", _weights_table(exps))
-    ctx.write_bytes("explanations.png", figures.explanations(
+    where = {} if origin is None or p.instance is not None else origin.iloc[p.index].to_dict()
+    ctx.write_json(f"{prefix}explanations.json", {e.method: e.to_dict() for e in exps} | {"window": where})
+    ctx.write_dataframe(f"{prefix}weights", _weights_table(exps))
+    ctx.write_bytes(f"{prefix}explanations.png", figures.explanations(
         exps, f"{data.name}: why '{exp.predicted_class}' for the instance"))
     for e in exps:
         for name in ("accuracy", "coverage", "seconds", "black_box_calls"):
             if getattr(e, name) is not None:
-                ctx.metric(f"{e.method}_{name}", float(getattr(e, name)), method=e.method)
-    ctx.progress(1.0, "done")
-    return {"predicted_class": exp.predicted_class, "rule": " AND ".join(exp.rule) or "(whole input space)",
-            "valid": exp.valid, "accuracy": round(exp.accuracy, 4), "coverage": round(exp.coverage, 4),
-            "black_box_calls": exp.black_box_calls, "seconds": round(exp.seconds, 3), "seed": exp.seed,
-            **({"anchor_rule": " AND ".join(exps[1].rule), "anchor_coverage": round(exps[1].coverage, 4)}
-               if p.baselines else {})}
+                ctx.metric(f"{prefix}{e.method}_{name}", float(getattr(e, name)), method=e.method)
+    progress(1.0, "explained")
+    out = {"predicted_class": exp.predicted_class, "rule": " AND ".join(exp.rule) or "(whole input space)",
+           "valid": exp.valid, "accuracy": round(exp.accuracy, 4), "coverage": round(exp.coverage, 4),
+           "black_box_calls": exp.black_box_calls, "seconds": round(exp.seconds, 3), "seed": exp.seed,
+           **({"anchor_rule": " AND ".join(exps[1].rule), "anchor_coverage": round(exps[1].coverage, 4)}
+              if p.baselines else {}),
+           **{f"window_{k}": v for k, v in where.items()}}
+    return {f"{prefix}{k}": v for k, v in out.items()}
+
+
+@job_kind("explain")
+def run_explain(ctx: JobContext) -> dict[str, Any]:
+    p = parse_params(ExplainParams, ctx.params)
+    ctx.progress(0.0, "loading data")
+    data, origin = job_data(p)
+    return explain_and_record(ctx, p, data, origin, scaled(ctx.progress, 0.05, 1.0))
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Today: import → windows → subject and recording splits → summary figures → evaluation
 (activity recognition, re-identification by frozen and retrained attackers, soft biometrics)
-→ anonymisation (Anon_AcG by default) → release under pseudonyms → judged release → release check.
+→ explanation of one test window's activity prediction (R-LIME beside LIME and Anchor) → anonymisation (Anon_AcG by default) → release under pseudonyms → judged release → release check.
 Each capability that lands adds its stage here (evaluation, anonymisation, release check …),
 so ``./dev demo`` always shows what the platform can do on the sample data.
 """
@@ -22,9 +22,11 @@ from anonaudit.data.windows import Windows, make_windows
 from anonaudit.errors import ParameterError
 from anonaudit.jobs.context import JobContext
 from anonaudit.evaluate.protocols import evaluate
+from anonaudit.explain.windows import window_table
 from anonaudit.jobs.datasets import import_dataset
 from anonaudit.jobs.kinds.anonymise import AnonymiseParams, anonymise_and_judge, check_verdict
 from anonaudit.jobs.kinds.evaluate import eval_config, record_evaluation
+from anonaudit.jobs.kinds.explain import ExplainParams, explain_and_record
 from anonaudit.jobs.params import parse_params
 from anonaudit.jobs.registry import job_kind
 from anonaudit.progress import scaled
@@ -46,6 +48,7 @@ class PipelineParams:
     attackers: list[str] | None = None
     attributes: list[str] | None = None
     n_boot: int = 500
+    explain: bool = True
     anonymise: str | None = "anon_acg"
     gan_epochs: int = 4
     ae_epochs: int = 8
@@ -65,6 +68,17 @@ def _counts(splits: dict[str, Windows], activities: list[str]) -> pd.DataFrame:
         {name: np.bincount(w.y, minlength=len(activities)) for name, w in splits.items()},
         index=pd.Index(activities, name="activity"),
     )
+
+
+def _explain_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: str,
+                   test_subjects: list[str]) -> dict[str, Any]:
+    """Why the platform's activity model (logistic regression on window features) labels a test
+    subject's first window as it does: R-LIME's rule and surrogate beside LIME and Anchor."""
+    params = ExplainParams(data=name, format="windows", target="activity", model="logreg", window_s=p.window_s,
+                           stride_s=p.stride_s, lime_samples=2000, coverage_samples=5000)
+    data, origin = window_table(ds, p.window_s, p.stride_s, "activity")
+    params.index = int(np.flatnonzero(origin["subject"].isin(test_subjects))[0])
+    return explain_and_record(ctx, params, data, origin, scaled(ctx.progress, 0.65, 0.7), prefix="explain_")
 
 
 def _release_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: str) -> dict[str, Any]:
@@ -113,9 +127,11 @@ def run_pipeline(ctx: JobContext) -> dict[str, Any]:
         ctx.metric("windows", len(part), split=name, protocol="by_recording")
     head: dict[str, Any] = {}
     if p.evaluate:
-        end = 0.7 if p.anonymise else 1.0
+        end = 0.65 if p.anonymise or p.explain else 1.0
         result = evaluate(ds, None, eval_config(p, ctx.seed), progress=scaled(ctx.progress, 0.4, end))
         head = record_evaluation(ctx, result)
+    if p.explain:
+        head.update(_explain_stage(ctx, p, ds, record["name"], assignment["test"]))
     if p.anonymise:
         head.update(_release_stage(ctx, p, ds, record["name"]))
     ctx.progress(1.0, "done")

@@ -1,0 +1,158 @@
+"""Explain page: R-LIME beside LIME and Anchor for one instance, and the R-LIME paper's experiments.
+
+The page only queues ``explain`` / ``explain_eval`` jobs and reads their stored outputs; the black
+box is a forest the job trains, or the model an earlier explain job stored (uploaded pickles are
+not accepted: loading one runs arbitrary code in the worker).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import ui  # noqa: E402
+
+from anonaudit.errors import AnonauditError  # noqa: E402
+from anonaudit.jobs.kinds.explain import ExplainEvalParams, ExplainParams, default_data_path, load_data  # noqa: E402
+from anonaudit.settings import get_settings  # noqa: E402
+from anonaudit.store import jobs as job_store  # noqa: E402
+from anonaudit.store.uploads import save_upload  # noqa: E402
+
+METHOD_NAMES = {"rlime": "R-LIME", "lime": "LIME", "anchor": "Anchor"}
+
+st.set_page_config(page_title="anonaudit · explain", layout="wide")
+st.title("Explain a prediction")
+st.caption("R-LIME finds a rule (a rectangle of the input space) inside which a linear surrogate imitates the "
+           "black box with accuracy above τ; LIME and Anchor explain the same instance for comparison.")
+
+
+@st.cache_data(show_spinner=False)
+def _features(path: str, kind: str) -> pd.DataFrame:
+    """The instances as the job will see them (the loader's coding of recidivism / Adult)."""
+    data = load_data(path, kind, None)
+    return data.X.assign(target=data.y)
+
+
+def _source() -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """Data parameters of the job and the data's raw frame (for choosing the target and instance)."""
+    choices = ["Upload a CSV"] + [n for n in ("recidivism", "adult") if default_data_path(n).exists()]
+    kind = st.radio("Data", choices, horizontal=True)
+    if kind != "Upload a CSV":
+        path = str(default_data_path(kind))
+        return {"data": path, "format": kind}, _features(path, kind)
+    upload = st.file_uploader("CSV with one row per instance and a target column", type=["csv"])
+    if upload is None:
+        return {}, None
+    key = f"upload-{upload.file_id}"
+    try:
+        if key not in st.session_state:  # store each uploaded file once, under a generated name
+            st.session_state[key] = str(save_upload(upload.getvalue(), upload.name, (".csv",)))
+        frame = pd.read_csv(st.session_state[key], skipinitialspace=True)
+    except (AnonauditError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        st.error(f"{upload.name}: {exc}")
+        return {}, None
+    if frame.shape[1] < 2 or frame.empty:
+        st.error(f"{upload.name}: needs a header, at least two columns and one row")
+        return {}, None
+    target = st.selectbox("Target column (what the black box predicts)", list(frame.columns),
+                          index=len(frame.columns) - 1)
+    return {"data": st.session_state[key], "format": "csv", "target": target}, frame
+
+
+def _models() -> dict[str, str]:
+    """Black boxes on offer: a new forest, or the stored model of a finished explain job."""
+    models = {"a random forest trained by the job": "forest"}
+    for job in job_store.list_jobs(kind="explain", status="succeeded", limit=50):
+        if any(a["name"] == "model.joblib" for a in job_store.job_artifacts(job["id"])):
+            models[f"the model of explain job {job['id']} ({Path(job['params']['data']).name})"] = f"job:{job['id']}"
+    return models
+
+
+st.subheader("New explanation")
+data_params, frame = _source()
+if frame is not None:
+    models = _models()
+    with st.form("explain"):
+        model = st.selectbox("Black box", list(models))
+        left, right = st.columns(2)
+        index = left.number_input(f"Instance (row 0 … {len(frame) - 1})", min_value=0, max_value=len(frame) - 1,
+                                  value=0, step=1)
+        tau = right.slider("τ (required local accuracy of the surrogate)", 0.55, 0.95, 0.8, 0.05)
+        imbalance = left.selectbox("Imbalanced labels (paper §5.1)", ["none", "weighted", "balance"])
+        baselines = right.checkbox("Also run LIME and Anchor", value=True)
+        go = st.form_submit_button("Queue explanation", type="primary")
+    st.dataframe(frame.iloc[[int(index)]], hide_index=True, width="stretch")
+    if go:
+        ui.submit("explain", ExplainParams, {**data_params, "model": models[model], "index": int(index),
+                                             "tau": float(tau), "imbalance": imbalance, "baselines": baselines})
+
+
+def _card(exp: dict[str, Any]) -> None:
+    """One method's explanation: rule, accuracy, coverage, cost, and its five largest weights."""
+    st.markdown(f"#### {METHOD_NAMES.get(exp['method'], exp['method'])}")
+    if exp["method"] != "lime":
+        st.markdown("**Rule:** " + (" AND ".join(f"`{p}`" for p in exp["rule"]) or "the whole input space"))
+    metrics = st.columns(2)
+    metrics[0].metric("accuracy" if exp["method"] == "rlime" else "precision",
+                      "–" if exp["accuracy"] is None else f"{exp['accuracy']:.3f}")
+    metrics[1].metric("coverage", f"{exp['coverage']:.3f}")
+    st.caption(f"{exp['black_box_calls']:,} black-box rows in {exp['black_box_batches']} calls, "
+               f"{exp['seconds']:.2f} s, seed {exp['seed']}")
+    weights = sorted(exp["weights"].items(), key=lambda kv: -abs(kv[1]))[:5]
+    if weights:
+        st.bar_chart(pd.DataFrame(weights, columns=["feature", "weight"]).set_index("feature"), horizontal=True)
+
+
+def _explanations(job_id: int) -> dict[str, Any] | None:
+    for art in job_store.job_artifacts(job_id):
+        if art["name"] == "explanations.json":
+            return json.loads((get_settings().home / art["path"]).read_text())
+    return None
+
+
+explain_jobs = ui.recent("explain")
+if explain_jobs:
+    st.subheader("Explanations")
+    ui.jobs_table(explain_jobs)
+    done = [j["id"] for j in explain_jobs if j["status"] in ("succeeded", "failed")]
+    if done:
+        chosen = st.selectbox("Show explanation of job", done)
+        exps = _explanations(chosen)
+        if exps is None:
+            ui.show_outputs(chosen)
+        else:
+            rlime = exps["rlime"]
+            st.markdown(f"Why **{rlime['predicted_class']}** for the instance "
+                        + ", ".join(f"{k} = {v}" for k, v in rlime["instance"].items()))
+            if not rlime["valid"]:
+                st.warning("R-LIME found no rule whose accuracy bound exceeds τ; shown is the best candidate.")
+            for column, method in zip(st.columns(len(exps)), ("rlime", "lime", "anchor")):
+                if method in exps:
+                    with column:
+                        _card(exps[method])
+
+st.subheader("The R-LIME paper's experiments")
+st.caption("Local accuracy of LIME vs R-LIME inside R-LIME's rules (§4.2), coverage of Anchor vs R-LIME (§4.3), "
+           "estimated vs true accuracy (§5.2), on a 50-tree random forest.")
+available = [n for n in ("recidivism", "adult") if default_data_path(n).exists()]
+if not available:
+    st.info("The recidivism and Adult files are not beside this installation (../shared/datasets).")
+else:
+    with st.form("explain_eval"):
+        dataset = st.selectbox("Dataset", available)
+        n_instances = st.number_input("Test instances", min_value=1, max_value=1000, value=20, step=1)
+        run = st.form_submit_button("Queue experiments")
+    if run:
+        ui.submit("explain_eval", ExplainEvalParams, {"dataset": dataset, "n_instances": int(n_instances)})
+eval_jobs = ui.recent("explain_eval")
+if eval_jobs:
+    ui.jobs_table(eval_jobs)
+    done = [j["id"] for j in eval_jobs if j["status"] in ("succeeded", "failed")]
+    if done:
+        ui.show_outputs(st.selectbox("Show experiments of job", done))
