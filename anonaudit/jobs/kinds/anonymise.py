@@ -105,8 +105,12 @@ def _record_transfer(ctx: JobContext, table: Any) -> dict[str, float]:
 
 
 def anonymise_and_judge(ctx: JobContext, p: AnonymiseParams, real: SensorDataset, progress: ProgressFn,
-                        prefix: str = "") -> tuple[dict[str, Any], EvalResult | None]:
-    """Train (or load) the anonymiser, publish the release, judge it; the ``anonymise`` job and the pipeline share this."""
+                        prefix: str = "", setup: workflow.Setup | None = None) -> tuple[dict[str, Any], EvalResult | None]:
+    """Train (or load) the anonymiser, publish the release, judge it; the ``anonymise`` job and the pipeline share this.
+
+    ``setup`` (windows, recording split, frozen ReID) is passed by the main job, whose evaluation
+    stage already trained the frozen network on the same split.
+    """
     if p.target is not None and p.target not in real.subject_ids:
         raise ParameterError("target", f"subject {p.target!r} does not exist in {real.name!r}")
     name = p.name or f"{real.name}-{p.method.replace('_', '-')}"
@@ -122,7 +126,9 @@ def anonymise_and_judge(ctx: JobContext, p: AnonymiseParams, real: SensorDataset
     needs_reid = p.evaluate or (loaded is None and p.method in GAN_METHODS)
     # without evaluation nothing is held out: the anonymiser (and its ReID) learn from every recording
     everything = None if p.evaluate else dict.fromkeys(real.recordings["recording"], "train")
-    setup = workflow.prepare(real, cfg, assignment=everything, train_reid=needs_reid, progress=scaled(progress, 0.0, 0.15))
+    if setup is None or (needs_reid and setup.frozen is None):
+        setup = workflow.prepare(real, cfg, assignment=everything, train_reid=needs_reid,
+                                 progress=scaled(progress, 0.0, 0.15))
     if loaded is None:
         # outside the attempt's staging folder, so a retried job resumes instead of starting over
         checkpoint = artifact_store.job_dir(ctx.job_id) / "checkpoints" / f"{prefix}anonymiser.ckpt"

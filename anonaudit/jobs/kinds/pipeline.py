@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from anonaudit.anonymise import workflow
 from anonaudit.anonymise.anonymiser import METHODS
 from anonaudit.data.dataset import SensorDataset
 from anonaudit.data.splits import split_by_recording, split_by_subject, split_subjects
@@ -81,14 +82,15 @@ def _explain_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: 
     return explain_and_record(ctx, params, data, origin, scaled(ctx.progress, 0.65, 0.7), prefix="explain_")
 
 
-def _release_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: str) -> dict[str, Any]:
+def _release_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: str,
+                   setup: workflow.Setup | None) -> dict[str, Any]:
     """Anonymise, release as ``<name>-released``, judge the release and record the release check."""
     params = AnonymiseParams(dataset=name, method=p.anonymise or "anon_acg", name=f"{name}-released", replace=True,
                              window_s=p.window_s, stride_s=p.stride_s, gan_epochs=p.gan_epochs,
                              ae_epochs=p.ae_epochs, epochs=p.epochs, evaluate=True, n_boot=p.n_boot,
                              **({"attackers": p.attackers} if p.attackers else {}))
     params.check()
-    out, result = anonymise_and_judge(ctx, params, ds, scaled(ctx.progress, 0.7, 0.98), prefix="anon_")
+    out, result = anonymise_and_judge(ctx, params, ds, scaled(ctx.progress, 0.7, 0.98), prefix="anon_", setup=setup)
     verdict = check_verdict(result, None)
     ctx.write_json("release_check.json", verdict)
     set_release_verdict(out["anon_released"], verdict["releasable"], {**verdict, "job_id": ctx.job_id})
@@ -126,14 +128,19 @@ def run_pipeline(ctx: JobContext) -> dict[str, Any]:
     for name, part in by_recording.items():
         ctx.metric("windows", len(part), split=name, protocol="by_recording")
     head: dict[str, Any] = {}
+    setup = None
     if p.evaluate:
         end = 0.65 if p.anonymise or p.explain else 1.0
-        result = evaluate(ds, None, eval_config(p, ctx.seed), progress=scaled(ctx.progress, 0.4, end))
+        cfg = eval_config(p, ctx.seed)
+        # one frozen re-identification network, on one recording split, for the evaluation and the release
+        setup = workflow.prepare(ds, cfg, progress=scaled(ctx.progress, 0.4, 0.45))
+        result = evaluate(ds, None, cfg, progress=scaled(ctx.progress, 0.45, end), reid_assignment=setup.assignment,
+                          frozen_reid=setup.frozen)
         head = record_evaluation(ctx, result)
     if p.explain:
         head.update(_explain_stage(ctx, p, ds, record["name"], assignment["test"]))
     if p.anonymise:
-        head.update(_release_stage(ctx, p, ds, record["name"]))
+        head.update(_release_stage(ctx, p, ds, record["name"], setup))
     ctx.progress(1.0, "done")
     return {
         "dataset": record["name"],
