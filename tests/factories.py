@@ -35,3 +35,20 @@ def tiny_dataset(
         signals=signals, labels=lab, activities=["a", "b", "c"], recordings=recs,
         subjects=pd.DataFrame({"subject": sorted(set(subjects)), "age": np.arange(len(set(subjects))) + 20}),
     )
+
+
+IMU = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
+
+
+def import_imu_sample(folder, n_subjects: int, n_trials: int, name: str = "s") -> str:
+    """The synthetic sample with one IMU only (keeps networks small), imported into the store as ``name``."""
+    from anonaudit import api
+    from anonaudit.data.synthetic import SampleSpec, write_sample_data
+
+    write_sample_data(folder / name, SampleSpec(n_subjects=n_subjects, n_trials=n_trials, duration_s=4.0))
+    mapping = folder / name / "mapping.toml"
+    lines = [line for line in mapping.read_text().splitlines() if not line.startswith(("head", "left_", "right_", "wrist", "ankle"))]
+    lines = [f"channels = {IMU!r}".replace("'", '"') if line.startswith("channels =") else line for line in lines]
+    mapping.write_text("\n".join(lines) + "\n")
+    api.import_dataset(mapping, name=name)
+    return name

@@ -20,7 +20,7 @@ from anonaudit.evaluate.attackers import make_classifier
 from anonaudit.models.training import TrainConfig
 from anonaudit.store import datasets as dataset_store
 
-IMU = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
+from factories import IMU, import_imu_sample
 
 
 @pytest.fixture(scope="module")
@@ -160,13 +160,7 @@ def test_interrupted_training_resumes_from_its_checkpoint(windows, sample, reid,
 
 
 def _import_imu_sample(tmp_path) -> str:
-    write_sample_data(tmp_path / "s", SampleSpec(n_subjects=6, n_trials=3, duration_s=4.0))
-    mapping = tmp_path / "s" / "mapping.toml"
-    lines = [line for line in mapping.read_text().splitlines() if not line.startswith(("head", "left_", "right_", "wrist", "ankle"))]
-    lines = [f"channels = {IMU!r}".replace("'", '"') if line.startswith("channels =") else line for line in lines]
-    mapping.write_text("\n".join(lines) + "\n")  # one IMU keeps the networks small
-    api.import_dataset(mapping, name="s")
-    return "s"
+    return import_imu_sample(tmp_path, n_subjects=6, n_trials=3)
 
 
 FAST_EVAL = {"window_s": 1.0, "stride_s": 0.5, "har_model": "forest", "attackers": ["knn"], "biometric_model": "knn",

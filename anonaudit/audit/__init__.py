@@ -1,0 +1,1 @@
+"""Representation-bias audit: heterogeneity-measure experiments, measures, statistics and advice (issue 6)."""
