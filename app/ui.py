@@ -1,25 +1,92 @@
-"""Helpers shared by the app's pages: submitting validated jobs and showing a job's outputs.
+"""Helpers shared by the app's pages: sign-in, submitting validated jobs and showing a job's outputs.
 
 Parameters are validated with the job kind's own dataclass *before* queueing, so bad input gets
 one clear message in the page instead of a failed job later; nothing runs in the app process.
+Who may submit what is decided by :mod:`anonaudit.access` (only a steward releases data).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
+from anonaudit import access
 from anonaudit.errors import AnonauditError
 from anonaudit.jobs.params import parse_params
 from anonaudit.settings import get_settings
 from anonaudit.store import jobs as job_store
+from anonaudit.store.uploads import save_upload
+
+ROLE_KEY = "anonaudit_role"
 
 
+# ---------------------------------------------------------------------------- access
+def passwords() -> dict[str, str]:
+    """Configured role passwords (Streamlit secrets ``[auth.passwords]``, then the environment)."""
+    secret: dict[str, str] = {}
+    if st.secrets.load_if_toml_exists():
+        secret = dict(st.secrets.get("auth", {}).get("passwords", {}))
+    return access.configured_passwords(secret)
+
+
+def current_role() -> str | None:
+    """The signed-in role; without configured passwords the single local user is a steward."""
+    if not passwords():
+        return "steward"
+    return st.session_state.get(ROLE_KEY)
+
+
+def require_login() -> str:
+    """Show the sign-in form until a role's password is entered; returns the role."""
+    configured = passwords()
+    role = current_role()
+    if role is not None:
+        if configured:
+            st.sidebar.caption(f"Signed in as **{role}**")
+            if st.sidebar.button("Sign out"):
+                del st.session_state[ROLE_KEY]
+                st.rerun()
+        return role
+    st.title("anonaudit — sign in")
+    with st.form("login"):
+        chosen = st.selectbox("Role", [r for r in access.ROLES if r in configured])
+        password = st.text_input("Password", type="password")
+        go = st.form_submit_button("Sign in", type="primary")
+    if go:
+        if access.authenticate(chosen, password, configured):
+            st.session_state[ROLE_KEY] = chosen
+            st.rerun()
+        st.error("Wrong password for this role.")  # never echo what was typed
+    st.stop()
+
+
+def may_release() -> bool:
+    return access.may_download_release(current_role())
+
+
+# ---------------------------------------------------------------------------- uploads
+def stored_upload(upload: UploadedFile, allowed: tuple[str, ...]) -> Path:
+    """Save each uploaded file once per session under a generated name (type and size checked)."""
+    key = f"upload-{upload.file_id}"
+    if key not in st.session_state:
+        st.session_state[key] = str(save_upload(upload.getvalue(), upload.name, allowed))
+    return Path(st.session_state[key])
+
+
+# ---------------------------------------------------------------------------- jobs
 def submit(kind: str, params_cls: type, params: dict[str, Any]) -> int | None:
     """Validate and queue a job; show the outcome. Returns the job id, or None on bad input."""
+    role = current_role()
+    if not access.may_submit(role, kind):
+        st.error(f"A {role or 'signed-out user'} may not run {kind!r} jobs: only a data steward releases data.")
+        return None
     try:
         parse_params(params_cls, params)
         job_id = job_store.submit_job(kind, params)
@@ -34,8 +101,11 @@ def recent(kind: str, limit: int = 20) -> list[dict[str, Any]]:
     return job_store.list_jobs(kind=kind, limit=limit)
 
 
-def jobs_table(jobs: list[dict[str, Any]]) -> None:
-    frame = pd.DataFrame(jobs)[["id", "status", "progress", "progress_message", "created_at", "error"]]
+JOB_COLUMNS = ["id", "status", "progress", "progress_message", "created_at", "error"]
+
+
+def jobs_table(jobs: list[dict[str, Any]], columns: list[str] | None = None) -> None:
+    frame = pd.DataFrame(jobs)[columns or JOB_COLUMNS]
     st.dataframe(frame, hide_index=True, width="stretch",
                  column_config={"progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)})
 
@@ -54,7 +124,7 @@ def show_outputs(job_id: int) -> None:
         if key in result:
             (st.success if result.get("releasable", result.get("anon_releasable")) else st.error)(result[key])
     home = get_settings().home
-    artifacts = job_store.job_artifacts(job_id)
+    artifacts = job["artifacts"]
     for art in artifacts:
         path = home / art["path"]
         if art["name"].endswith(".png") and path.is_file():
@@ -63,7 +133,86 @@ def show_outputs(job_id: int) -> None:
     for art in tables:
         with st.expander(art["name"]):
             st.dataframe(pd.read_csv(home / art["path"]), hide_index=True, width="stretch")
+    release_downloads(job_id, artifacts)
+
+
+def _reader(path: Path) -> Callable[[], bytes]:
+    """A deferred download: the file is read only when the button is clicked."""
+    return lambda: path.read_bytes()
+
+
+def release_downloads(job_id: int, artifacts: list[dict[str, Any]]) -> None:
+    """Download buttons for a job's released files — for stewards only (releasing is their call)."""
     release = [a for a in artifacts if a["name"].startswith("release/")]
-    if release:
-        folder = Path(home / release[0]["path"]).parent
-        st.info(f"Released files (CSV, Parquet): {folder}")
+    if not release:
+        return
+    if not may_release():
+        st.info("This job released data; only a data steward may download it.")
+        return
+    st.markdown("**Released data** (pseudonymised; the linkage stays private to this store)")
+    home = get_settings().home
+    for art in release:
+        st.download_button(f"Download {art['name']} ({art['size_bytes'] / 2**20:.1f} MB)", _reader(home / art["path"]),
+                           file_name=f"job-{job_id}-{Path(art['name']).name}", mime=art.get("media_type"),
+                           key=f"release-{job_id}-{art['name']}", on_click="ignore")
+
+
+def report_html(job_id: int) -> tuple[str, str]:
+    """The job's standalone HTML report (rendered now if the worker did not write it) and its file name."""
+    from anonaudit.jobs.reports import write_report
+
+    job = job_store.get_job(job_id)
+    path = Path(job.report_path) if job.report_path else None
+    if path is None or not path.is_file():
+        path = write_report(job_id)
+    return path.read_text(encoding="utf-8"), path.name
+
+
+def report_download(job_id: int) -> None:
+    """Download button for the standalone HTML report; rendered only when clicked."""
+    name = f"job-{job_id}.html"
+    st.download_button("Download report (standalone HTML)", lambda: report_html(job_id)[0], file_name=name,
+                       mime="text/html", key=f"report-{job_id}", on_click="ignore")
+
+
+def params_json(params: dict[str, Any]) -> str:
+    return json.dumps(params, indent=2, sort_keys=True, default=str)
+
+
+# ---------------------------------------------------------------------------- privacy–utility
+PRIVACY_KEYS = ("reid_retrained_recording_acc", "reid_retrained_window_acc", "reid_frozen_acc")
+UTILITY_KEY = "har_wf1_released"
+
+
+def frontier(privacy: pd.Series, utility: pd.Series) -> pd.Series:
+    """True for releases no other release beats on both axes (lower re-identification, higher utility)."""
+    order = np.lexsort((-utility.to_numpy(), privacy.to_numpy()))  # by privacy, ties: best utility first
+    best_before = np.maximum.accumulate(np.r_[-np.inf, utility.to_numpy()[order]])[:-1]
+    mask = np.zeros(len(privacy), bool)
+    mask[order] = utility.to_numpy()[order] > best_before
+    return pd.Series(mask, index=privacy.index)
+
+
+def privacy_utility_table(jobs: list[dict[str, Any]], releasable: dict[str, bool | None]) -> pd.DataFrame:
+    """One row per judged release: headline privacy and utility, verdict, and frontier membership.
+
+    Privacy is the strongest retrained attacker at recording level (the release check's figure),
+    falling back to window level and then to the frozen network when a job measured less.
+    """
+    rows = []
+    for job in jobs:
+        result = job.get("result") or {}
+        prefix = "anon_" if job["kind"] == "pipeline" else ""
+        values = {k: result.get(prefix + k) for k in (*PRIVACY_KEYS, UTILITY_KEY, "har_wf1_real", "reid_chance")}
+        privacy = next((values[k] for k in PRIVACY_KEYS if values[k] is not None), None)
+        if privacy is None or values[UTILITY_KEY] is None:
+            continue
+        name = result.get(prefix + "released")
+        rows.append({"job": job["id"], "method": result.get(prefix + "method"), "release": name,
+                     "re-identification": privacy, "HAR weighted F1": values[UTILITY_KEY],
+                     "HAR F1 (original)": values["har_wf1_real"], "re-id chance": values["reid_chance"],
+                     "releasable": {True: "yes", False: "NO", None: "not checked"}[releasable.get(name)]})
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["on frontier"] = frontier(frame["re-identification"], frame["HAR weighted F1"])
+    return frame

@@ -71,11 +71,13 @@ def _artifact_sections(data: ReportData) -> tuple[str, str, str]:
     for art in data.artifacts:
         path = data.artifact_root / art["path"]
         name = html.escape(art["name"])
+        private = art["name"].startswith("private/")  # linkage and models naming real subjects: listed, never shown
+        where = "kept in the job store only" if private else html.escape(str(art["path"]))
         listing.append(
             f"<tr><td>{name}</td><td>{html.escape(art.get('kind') or '')}</td><td>{art.get('size_bytes', 0):,}</td>"
-            f"<td><code>{html.escape((art.get('sha256') or '')[:16])}</code></td><td><code>{html.escape(str(path))}</code></td></tr>"
+            f"<td><code>{html.escape((art.get('sha256') or '')[:16])}</code></td><td><code>{where}</code></td></tr>"
         )
-        if not path.is_file():
+        if private or not path.is_file():
             continue
         if path.suffix == ".png":
             b64 = base64.b64encode(path.read_bytes()).decode()

@@ -429,3 +429,15 @@ def job_artifacts(job_id: int, *, url: UrlOrEngine = None) -> list[dict[str, Any
 
 def job_logs(job_id: int, *, url: UrlOrEngine = None) -> list[dict[str, Any]]:
     return _children(JobLog, job_id, url)
+
+
+def count_jobs(by: str = "status", *, kind: str | None = None, url: UrlOrEngine = None) -> dict[str, int]:
+    """Number of jobs per ``status`` or per ``kind`` (optionally of one kind), in one grouped query."""
+    if by not in ("status", "kind"):
+        raise ParameterError("by", f"must be 'status' or 'kind', got {by!r}")
+    column = getattr(Job, by)
+    stmt = select(column, func.count()).group_by(column)
+    if kind is not None:
+        stmt = stmt.where(Job.kind == kind)
+    with session_scope(url) as session:
+        return {key: int(n) for key, n in session.execute(stmt)}

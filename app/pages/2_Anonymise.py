@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -14,6 +15,7 @@ import ui  # noqa: E402
 from anonaudit.anonymise.anonymiser import METHODS  # noqa: E402
 from anonaudit.jobs.kinds.anonymise import AnonymiseParams, ReleaseCheckParams  # noqa: E402
 from anonaudit.store import datasets as dataset_store  # noqa: E402
+from anonaudit.store import jobs as job_store  # noqa: E402
 
 st.set_page_config(page_title="anonaudit · anonymise", layout="wide")
 st.title("Anonymise and release")
@@ -25,6 +27,9 @@ originals = [d["name"] for d in datasets if d["format"] != "release"]
 if not originals:
     st.info("No datasets yet: run the main job or import one first.")
     st.stop()
+if not ui.may_release():
+    st.info(f"Signed in as {ui.current_role()}: you can read results here, but only a data steward may "
+            "anonymise, check or download releases.")
 with st.form("anonymise"):
     dataset = st.selectbox("Dataset", originals)
     method = st.selectbox("Method", METHODS, index=METHODS.index("anon_acg"))
@@ -55,6 +60,33 @@ if releases:
             st.error(f"threshold: {threshold!r} is not a number")
         else:
             ui.submit("release_check", ReleaseCheckParams, {"dataset": chosen, "threshold": value})
+
+
+def _frontier_chart(table: pd.DataFrame) -> alt.LayerChart:
+    """Releases as points (shape: verdict), the frontier as a line, chance as a dashed rule."""
+    points = alt.Chart(table).mark_point(size=90, filled=True).encode(
+        x=alt.X("re-identification:Q", scale=alt.Scale(domain=[0, 1]), title="re-identification (strongest attacker)"),
+        y=alt.Y("HAR weighted F1:Q", scale=alt.Scale(domain=[0, 1])), color="method:N", shape="releasable:N",
+        tooltip=["job", "release", "method", "re-identification", "HAR weighted F1", "releasable"])
+    line = alt.Chart(table[table["on frontier"]]).mark_line(color="grey").encode(
+        x="re-identification:Q", y="HAR weighted F1:Q")
+    chance = pd.to_numeric(table["re-id chance"], errors="coerce").max()
+    rule = alt.Chart(pd.DataFrame({"chance": [0.0 if pd.isna(chance) else chance]})).mark_rule(
+        strokeDash=[4, 4], color="grey", opacity=0.0 if pd.isna(chance) else 1.0).encode(x="chance:Q")
+    return points + line + rule
+
+
+judged = [j for kind in ("anonymise", "pipeline")
+          for j in job_store.list_jobs(kind=kind, status="succeeded", limit=200)]
+table = ui.privacy_utility_table(judged, {d["name"]: d["releasable"] for d in datasets})
+st.subheader("Privacy–utility")
+if table.empty:
+    st.info("No judged releases yet: anonymise with evaluation on to place a release here.")
+else:
+    st.caption("Each point is a release: lower re-identification (left) and higher activity-recognition F1 (up) "
+               "are better; the line joins the releases no other release beats on both.")
+    st.altair_chart(_frontier_chart(table), width="stretch")
+    st.dataframe(table.sort_values("re-identification"), hide_index=True, width="stretch")
 
 jobs = ui.recent("anonymise") + ui.recent("release_check")
 if jobs:

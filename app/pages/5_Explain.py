@@ -22,7 +22,6 @@ from anonaudit.errors import AnonauditError  # noqa: E402
 from anonaudit.jobs.kinds.explain import ExplainEvalParams, ExplainParams, default_data_path, load_data  # noqa: E402
 from anonaudit.settings import get_settings  # noqa: E402
 from anonaudit.store import jobs as job_store  # noqa: E402
-from anonaudit.store.uploads import save_upload  # noqa: E402
 
 METHOD_NAMES = {"rlime": "R-LIME", "lime": "LIME", "anchor": "Anchor"}
 
@@ -49,11 +48,9 @@ def _source() -> tuple[dict[str, Any], pd.DataFrame | None]:
     upload = st.file_uploader("CSV with one row per instance and a target column", type=["csv"])
     if upload is None:
         return {}, None
-    key = f"upload-{upload.file_id}"
     try:
-        if key not in st.session_state:  # store each uploaded file once, under a generated name
-            st.session_state[key] = str(save_upload(upload.getvalue(), upload.name, (".csv",)))
-        frame = pd.read_csv(st.session_state[key], skipinitialspace=True)
+        stored = ui.stored_upload(upload, (".csv",))
+        frame = pd.read_csv(stored, skipinitialspace=True)
     except (AnonauditError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         st.error(f"{upload.name}: {exc}")
         return {}, None
@@ -62,7 +59,7 @@ def _source() -> tuple[dict[str, Any], pd.DataFrame | None]:
         return {}, None
     target = st.selectbox("Target column (what the black box predicts)", list(frame.columns),
                           index=len(frame.columns) - 1)
-    return {"data": st.session_state[key], "format": "csv", "target": target}, frame
+    return {"data": str(stored), "format": "csv", "target": target}, frame
 
 
 def _models() -> dict[str, str]:
