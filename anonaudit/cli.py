@@ -8,6 +8,7 @@ Commands only parse arguments, call the Python API or the job store, and print. 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -359,14 +360,22 @@ def ui(
     """Start the Streamlit app (and a local worker) on localhost."""
     import subprocess
 
+    from anonaudit import access
+    from anonaudit.store.uploads import MAX_UPLOAD_BYTES
+
     app_file = Path(__file__).resolve().parent.parent / "app" / "Home.py"
     if not app_file.is_file():
         raise ParameterError("app", f"Streamlit app not found at {app_file}; run from a source checkout")
+    if address not in ("127.0.0.1", "localhost", "::1") and not access.configured_passwords():
+        typer.echo(f"warning: serving on {address} without sign-in; set {access.ENV_PREFIX}STEWARD (and AUDITOR, "
+                   "ENGINEER) or [auth.passwords] in .streamlit/secrets.toml", err=True)
     procs = [subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(app_file), "--server.headless", "true",
                                "--server.address", address, "--server.port", str(port),
-                               "--browser.gatherUsageStats", "false"])]
-    if with_worker:
-        procs.append(subprocess.Popen([sys.executable, "-m", "anonaudit", "worker"]))
+                               "--server.maxUploadSize", str(MAX_UPLOAD_BYTES // 2**20),
+                               "--client.toolbarMode", "minimal", "--browser.gatherUsageStats", "false"])]
+    if with_worker:  # the worker never needs the app's sign-in passwords
+        worker_env = {k: v for k, v in os.environ.items() if not k.startswith(access.ENV_PREFIX)}
+        procs.append(subprocess.Popen([sys.executable, "-m", "anonaudit", "worker"], env=worker_env))
     typer.echo(f"anonaudit app on http://{address}:{port} (Ctrl-C stops it)")
     try:
         procs[0].wait()
@@ -375,6 +384,15 @@ def ui(
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=30)
+
+
+@app.command("hash-password")
+def hash_password_cmd() -> None:
+    """Print a salted hash of a password for the app's sign-in (ANONAUDIT_UI_PASSWORD_<ROLE> or secrets)."""
+    from anonaudit import access
+
+    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    typer.echo(access.hash_password(password))
 
 
 # ---------------------------------------------------------------------------- db
@@ -441,6 +459,112 @@ def explain_eval_cmd(
     params = {"dataset": dataset, "path": str(path) if path else None, "n_instances": instances, "n_trees": n_trees,
               "balance": balance}
     _run_or_queue("explain_eval", params, seed, queue)
+
+
+# ---------------------------------------------------------------------------- DP VAEs (issue 5)
+@app.command("dp-train")
+def dp_train_cmd(
+    data: Annotated[str, typer.Argument(help="digits, mnist (folder with --path) or an imported sensor dataset's name.")],
+    model: Annotated[str, typer.Option(help="ann or spiking (FSVAE-style).")] = "ann",
+    epsilon: Annotated[Optional[float], typer.Option(help="Target ε; the noise multiplier is computed for it. Omit with --no-dp.")] = 10.0,
+    delta: Annotated[Optional[float], typer.Option(help="δ (must be < 1/N; default 1/(10·N)).")] = None,
+    noise_multiplier: Annotated[Optional[float], typer.Option(help="Use this noise instead of a target ε; the ε it spends is reported.")] = None,
+    no_dp: Annotated[bool, typer.Option("--no-dp", help="Train without differential privacy (ε = ∞ baseline).")] = False,
+    subject_level: Annotated[bool, typer.Option("--subject-level", help="Sensor data: one privacy unit per subject, not per window.")] = False,
+    max_grad_norm: Annotated[float, typer.Option(help="Clipping bound C of each unit's gradient.")] = 1.0,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Expected units per step (Poisson sampling).")] = 250,
+    n_train: Annotated[Optional[int], typer.Option(help="Training images (default: a third of the data; the rest are audit and reference data).")] = None,
+    n_steps: Annotated[int, typer.Option(help="Spiking: time steps T.")] = 16,
+    path: Annotated[Optional[Path], typer.Option(help="MNIST folder (default ../shared/datasets/mnist).")] = None,
+    attacks: Annotated[bool, typer.Option(help="Run FGSM, C&W and Square attacks on reconstruction.")] = True,
+    seed: SeedOpt = 0,
+    queue: QueueOpt = False,
+) -> None:
+    """Train a differentially private ANN or spiking VAE and audit it (utility, attacks, membership inference)."""
+    if noise_multiplier is not None or no_dp:
+        epsilon = None
+    if no_dp and noise_multiplier is not None:
+        raise ParameterError("noise_multiplier", "--no-dp trains without noise; drop one of the two")
+    params = {"data": data, "model": model, "epsilon": epsilon, "delta": delta, "noise_multiplier": noise_multiplier,
+              "subject_level": subject_level, "max_grad_norm": max_grad_norm, "epochs": epochs, "batch_size": batch_size,
+              "n_train": n_train, "n_steps": n_steps, "path": str(path) if path else None, "attacks": attacks}
+    _run_or_queue("dp_train", params, seed, queue)
+
+
+@app.command("dp-sweep")
+def dp_sweep_cmd(
+    data: Annotated[list[str], typer.Argument(help="Datasets: digits, mnist or imported sensor datasets.")],
+    model: Annotated[Optional[list[str]], typer.Option(help="Models (repeat; default ann and spiking).")] = None,
+    epsilon: Annotated[Optional[list[str]], typer.Option(help="Target ε values (repeat; 'inf' = no DP; default 1 5 10 inf).")] = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs of every run.")] = 10,
+    n_train: Annotated[Optional[int], typer.Option(help="Training images per run.")] = None,
+    n_steps: Annotated[int, typer.Option(help="Spiking: time steps T.")] = 16,
+    workers: Annotated[Optional[int], typer.Option(help="Parallel trainings (default: all cores, or the Dask cluster).")] = None,
+    seed: SeedOpt = 0,
+    queue: QueueOpt = False,
+) -> None:
+    """Privacy–utility sweep: ε × model × dataset, fanned out on the executor."""
+    eps: list[float | None] = []
+    for e in epsilon or ["1", "5", "10", "inf"]:
+        try:
+            value = float(e)
+        except ValueError:
+            raise ParameterError("epsilon", f"expected a number or inf, got {e!r}") from None
+        eps.append(None if math.isinf(value) else value)
+    params = {"datasets": data, "models": model or ["ann", "spiking"], "epsilons": eps, "n_workers": workers,
+              "settings": {"epochs": epochs, "n_train": n_train, "n_steps": n_steps}}
+    _run_or_queue("dp_sweep", params, seed, queue)
+
+
+# ---------------------------------------------------------------------------- representation-bias audit (issue 6)
+def _split_values(values: Optional[list[str]]) -> list[str]:
+    """Repeated options, each possibly comma-separated: --characteristics age_group,gender."""
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def _parse_cuts(items: list[str]) -> dict[str, float]:
+    cuts = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            cuts[name.strip()] = float(value)
+        except ValueError:
+            raise ParameterError("cut", f"expected NAME=NUMBER such as height_cm=170, got {item!r}") from None
+        if not sep or not name.strip():
+            raise ParameterError("cut", f"expected NAME=NUMBER such as height_cm=170, got {item!r}")
+    return cuts
+
+
+@app.command("audit")
+def audit_cmd(
+    dataset: Annotated[str, typer.Argument(help="Registered dataset (name or id) with subject attributes.")],
+    characteristics: Annotated[Optional[list[str]], typer.Option(help="Subject attributes defining the groups (repeat or comma-separate; default age_group,gender).")] = None,
+    cut: Annotated[Optional[list[str]], typer.Option(help="Cut point of a numeric attribute, NAME=VALUE (default: its median).")] = None,
+    networks: Annotated[Optional[list[str]], typer.Option(help="tcnn, lstm, transformer (repeat or comma-separate; default tcnn).")] = None,
+    draws: Annotated[int, typer.Option(help="Distinct random training sets per heterogeneity group.")] = 6,
+    repeats: Annotated[int, typer.Option(help="Trainings per training set.")] = 3,
+    train_subjects: Annotated[int, typer.Option(help="Subjects in every training set (the rest are test subjects).")] = 8,
+    epochs: Annotated[int, typer.Option(help="Training epochs (early stopping on the training subjects' validation part).")] = 15,
+    window_s: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.56,
+    stride_s: Annotated[float, typer.Option(help="Window stride in seconds (training windows).")] = 1.28,
+    resample_hz: Annotated[Optional[float], typer.Option(help="Resample to this rate first.")] = None,
+    max_windows: Annotated[Optional[int], typer.Option(help="At most this many windows per subject and split.")] = None,
+    activity: Annotated[Optional[str], typer.Option(help="Activity of the precision/recall figure (default: walking).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Parallel trainings (default: all cores, or the Dask cluster).")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler tcp://HOST:8786 for the trainings.")] = None,
+    seed: SeedOpt = 0,
+    queue: QueueOpt = False,
+) -> None:
+    """Representation-bias audit: train on training sets of rising heterogeneity, test, compare, advise."""
+    if scheduler:
+        os.environ["ANONAUDIT_DASK_SCHEDULER"] = scheduler
+    params = {"dataset": dataset, "characteristics": _split_values(characteristics) or ["age_group", "gender"],
+              "cuts": _parse_cuts(_split_values(cut)), "networks": _split_values(networks) or ["tcnn"], "draws": draws,
+              "repeats": repeats, "train_subjects": train_subjects, "epochs": epochs, "window_s": window_s,
+              "stride_s": stride_s, "resample_hz": resample_hz, "max_windows_per_subject": max_windows,
+              "activity": activity, "n_workers": workers}
+    _run_or_queue("bias_audit", params, seed, queue)
 
 
 def main() -> None:

@@ -27,7 +27,8 @@ def small_sample(tmp_path) -> Path:
 
 
 def test_main_job_end_to_end(db_url, small_sample):
-    fast = dict(window_s=1.0, stride_s=0.5, epochs=1, attackers=["knn"], n_boot=50, gan_epochs=1, ae_epochs=1)
+    fast = dict(window_s=1.0, stride_s=0.5, epochs=1, attackers=["knn"], n_boot=50, gan_epochs=1, ae_epochs=1,
+                dp_epochs=1, audit_train_subjects=2, audit_draws=1, audit_window_s=0.5)
     job = api.run_pipeline(small_sample, **fast)
     assert job["status"] == "succeeded", job.get("error")
     # the evaluation stage ran: HAR and re-identification scores with their chance levels
@@ -46,6 +47,16 @@ def test_main_job_end_to_end(db_url, small_sample):
     assert {"explain_explanations.png", "explain_explanations.json", "explain_model.joblib"} <= names
     assert result["explain_window_subject"] in result["test_subjects"].split(", ")
     assert result["explain_predicted_class"] and 0 < result["explain_coverage"] <= 1
+    # the private-model stage: ε from the accountant, a membership audit with its chance level beside it
+    assert 9 < result["dp_epsilon"] <= 10 and result["dp_noise_multiplier"] > 0.3
+    assert 0 <= result["dp_mia_auc"] <= 1 and {"dp_results.csv", "private/dp_model.pt"} <= names
+    # the bias-audit stage: a child job whose trend test and box plot reach the main report
+    audit = job_store.job_dict(result["audit_job"])
+    assert audit["kind"] == "bias_audit" and audit["status"] == "succeeded"
+    # 2 subjects per (age group, gender) cell: training sets of 2 span at most two cells
+    assert result["audit_groups"].split() == ["1", "2a", "2b"] and "3" in result["audit_infeasible_groups"]
+    assert 0 <= result["audit_tcnn_trend_p"] <= 1
+    assert "audit_box_accuracy.png" in names
     for art in job["artifacts"]:
         assert (get_settings().home / art["path"]).is_file()
     windows = {(m["tags"]["protocol"], m["tags"]["split"]): m["value"] for m in job["metrics"] if m["name"] == "windows"}
@@ -54,7 +65,7 @@ def test_main_job_end_to_end(db_url, small_sample):
     html = report.read_text()
     assert "data:image/png;base64," in html and "windows_per_activity.png" in html
     # later runs reuse the identical dataset instead of importing it twice; same parameters, same hash
-    quick = dict(evaluate=False, explain=False, anonymise=None)
+    quick = dict(evaluate=False, explain=False, anonymise=None, dp=False, audit=False)
     again = [api.run_pipeline(small_sample, **quick) for _ in range(2)]
     assert all(j["status"] == "succeeded" for j in again)
     assert {d["name"] for d in dataset_store.list_datasets()} == {"sample", "sample-released"}

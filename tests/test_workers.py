@@ -103,3 +103,16 @@ def test_cancel_stops_a_running_job(db_url, tmp_path):
     job = job_store.job_dict(job_id)
     assert (job["status"], job["artifacts"]) == ("cancelled", [])
     assert not artifacts.job_dir(job_id).exists()
+
+
+def test_a_restarted_attempt_keeps_the_resume_folder_and_success_drops_it(db_url):
+    job_id = job_store.submit_job("noop", {"sleep_s": 0})
+    checkpoint = artifacts.resume_dir(job_id) / "anonymiser.ckpt"
+    checkpoint.write_bytes(b"epoch 3")
+    leftover = artifacts.job_dir(job_id) / "plot.png"  # a lost attempt's file without an artifact row
+    leftover.write_bytes(b"png")
+    artifacts.reset(job_id)
+    assert checkpoint.read_bytes() == b"epoch 3" and not leftover.exists()
+    assert run_worker(max_jobs=1, poll_seconds=0.05) == 1
+    assert job_store.job_dict(job_id)["status"] == "succeeded"
+    assert not checkpoint.parent.exists()

@@ -35,7 +35,9 @@ def job_kind(name: str) -> Callable[[JobFn], JobFn]:
 
 
 def _load_builtins() -> None:
-    import anonaudit.jobs.kinds  # noqa: F401  (registers the built-in kinds)
+    from anonaudit.jobs.kinds import load_all
+
+    load_all()
 
 
 def known_kinds() -> list[str]:

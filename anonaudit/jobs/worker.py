@@ -121,6 +121,7 @@ def _succeed(job: Job, worker_id: str, ctx: JobContext, result: Any, url: UrlOrE
     except BaseException:
         artifacts.unpublish(records)  # published files without rows must not look finished
         raise
+    artifacts.drop_resume(job.id)
 
 
 def _write_report(job: Job, url: UrlOrEngine) -> None:

@@ -27,6 +27,7 @@ from anonaudit.errors import ParameterError
 from anonaudit.settings import get_settings
 
 STAGING = ".staging"
+RESUME = ".resume"
 TMP_MARK = ".tmp-"
 
 _KIND_BY_SUFFIX = {
@@ -138,6 +139,28 @@ def discard(job_id: int, attempt: int) -> None:
             break
 
 
+def resume_dir(job_id: int) -> Path:
+    """Where a job keeps what lets a later attempt resume (checkpoints); survives :func:`reset`,
+    removed by :func:`drop_resume` once the job succeeded. Never published as artifacts."""
+    path = job_dir(job_id) / RESUME
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def drop_resume(job_id: int) -> None:
+    shutil.rmtree(job_dir(job_id) / RESUME, ignore_errors=True)
+
+
 def reset(job_id: int) -> None:
-    """Clear the folder of a job that is (re)starting: nothing in it was recorded as an artifact."""
-    shutil.rmtree(job_dir(job_id), ignore_errors=True)
+    """Clear the folder of a job that is (re)starting but for its resume folder: nothing else in it
+    was recorded as an artifact."""
+    folder = job_dir(job_id)
+    if not folder.is_dir():
+        return
+    for child in folder.iterdir():
+        if child.name == RESUME:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)

@@ -131,7 +131,7 @@ def anonymise_and_judge(ctx: JobContext, p: AnonymiseParams, real: SensorDataset
                                  progress=scaled(progress, 0.0, 0.15))
     if loaded is None:
         # outside the attempt's staging folder, so a retried job resumes instead of starting over
-        checkpoint = artifact_store.job_dir(ctx.job_id) / "checkpoints" / f"{prefix}anonymiser.ckpt"
+        checkpoint = artifact_store.resume_dir(ctx.job_id) / f"{prefix}anonymiser.ckpt"
         anonymiser = workflow.fit_anonymiser(real, setup, anonymiser_config(p, ctx.seed), scaled(progress, 0.15, 0.6),
                                              checkpoint=checkpoint)
         anonymiser.save(ctx.artifact_path(MODEL))

@@ -27,11 +27,13 @@ from anonaudit.explain.windows import window_table
 from anonaudit.jobs.datasets import import_dataset
 from anonaudit.jobs.kinds.anonymise import AnonymiseParams, anonymise_and_judge, check_verdict
 from anonaudit.jobs.kinds.evaluate import eval_config, record_evaluation
+from anonaudit.jobs.kinds.dp_train import train_and_record
 from anonaudit.jobs.kinds.explain import ExplainParams, explain_and_record
 from anonaudit.jobs.params import parse_params
 from anonaudit.jobs.registry import job_kind
 from anonaudit.progress import scaled
 from anonaudit.reporting import plots
+from anonaudit.settings import get_settings
 from anonaudit.store.datasets import set_release_verdict
 
 
@@ -53,6 +55,14 @@ class PipelineParams:
     anonymise: str | None = "anon_acg"
     gan_epochs: int = 4
     ae_epochs: int = 8
+    dp: bool = True
+    dp_epochs: int = 5
+    audit: bool = True
+    audit_characteristics: list[str] | None = None  # default: age_group and gender where the subjects table has them
+    audit_train_subjects: int = 4
+    audit_draws: int = 2
+    audit_epochs: int = 1
+    audit_window_s: float = 1.0  # the audit validates on the next 15 % of each recording: short windows fit short recordings
 
     def check(self) -> None:
         if self.window_s <= 0:
@@ -79,7 +89,7 @@ def _explain_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: 
                            stride_s=p.stride_s, lime_samples=2000, coverage_samples=5000)
     data, origin = window_table(ds, p.window_s, p.stride_s, "activity")
     params.index = int(np.flatnonzero(origin["subject"].isin(test_subjects))[0])
-    return explain_and_record(ctx, params, data, origin, scaled(ctx.progress, 0.65, 0.7), prefix="explain_")
+    return explain_and_record(ctx, params, data, origin, scaled(ctx.progress, 0.6, 0.65), prefix="explain_")
 
 
 def _release_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: str,
@@ -90,12 +100,41 @@ def _release_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: 
                              ae_epochs=p.ae_epochs, epochs=p.epochs, evaluate=True, n_boot=p.n_boot,
                              **({"attackers": p.attackers} if p.attackers else {}))
     params.check()
-    out, result = anonymise_and_judge(ctx, params, ds, scaled(ctx.progress, 0.7, 0.98), prefix="anon_", setup=setup)
+    out, result = anonymise_and_judge(ctx, params, ds, scaled(ctx.progress, 0.65, 0.85), prefix="anon_", setup=setup)
     verdict = check_verdict(result, None)
     ctx.write_json("release_check.json", verdict)
     set_release_verdict(out["anon_released"], verdict["releasable"], {**verdict, "job_id": ctx.job_id})
     ctx.log(verdict["reason"], "info" if verdict["releasable"] else "warning")
     return {**out, "anon_releasable": verdict["releasable"], "anon_release_check": verdict["reason"]}
+
+
+def _private_stage(ctx: JobContext, p: PipelineParams, name: str) -> dict[str, Any]:
+    """An ANN VAE of the windows trained with DP-SGD at ε = 10 per window, audited by membership
+    inference on held-out subjects; the group bound says what ε = 10 per window means per subject."""
+    params = {"data": name, "model": "ann", "epsilon": 10.0, "epochs": p.dp_epochs, "batch_size": 64,
+              "window_s": p.window_s, "stride_s": p.stride_s, "calibrated": False}
+    return train_and_record(ctx, params, scaled(ctx.progress, 0.85, 0.92), prefix="dp_")
+
+
+def _audit_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: str) -> dict[str, Any]:
+    """The representation-bias audit as a child job (its trainings are stored as metrics of their
+    own job, so an interrupted audit resumes); its headline figures and box plot are copied here."""
+    from anonaudit.jobs.worker import run_job_now
+    from anonaudit.store import jobs as job_store
+
+    wanted = p.audit_characteristics or [c for c in ("age_group", "gender") if c in ds.subjects]
+    if not wanted:
+        ctx.log("bias audit skipped: the subjects table has no age_group or gender column", "warning")
+        return {}
+    params = {"dataset": name, "characteristics": wanted, "train_subjects": p.audit_train_subjects,
+              "draws": p.audit_draws, "repeats": 1, "epochs": p.audit_epochs, "window_s": p.audit_window_s,
+              "stride_s": p.audit_window_s / 2, "n_workers": 1}
+    child = run_job_now("bias_audit", params, seed=ctx.seed, progress=scaled(ctx.progress, 0.92, 0.99))
+    for art in job_store.job_artifacts(child.id):
+        if art["name"] == "box_accuracy.png":
+            ctx.write_bytes("audit_box_accuracy.png", (get_settings().home / art["path"]).read_bytes())
+    summary = {k: v for k, v in (child.result or {}).items() if isinstance(v, (int, float, str)) and k != "dataset"}
+    return {"audit_job": child.id, **{f"audit_{k}": v for k, v in summary.items()}}
 
 
 @job_kind("pipeline")
@@ -130,7 +169,7 @@ def run_pipeline(ctx: JobContext) -> dict[str, Any]:
     head: dict[str, Any] = {}
     setup = None
     if p.evaluate:
-        end = 0.65 if p.anonymise or p.explain else 1.0
+        end = 0.6 if p.anonymise or p.explain or p.dp or p.audit else 1.0
         cfg = eval_config(p, ctx.seed)
         # one frozen re-identification network, on one recording split, for the evaluation and the release
         setup = workflow.prepare(ds, cfg, progress=scaled(ctx.progress, 0.4, 0.45))
@@ -141,6 +180,10 @@ def run_pipeline(ctx: JobContext) -> dict[str, Any]:
         head.update(_explain_stage(ctx, p, ds, record["name"], assignment["test"]))
     if p.anonymise:
         head.update(_release_stage(ctx, p, ds, record["name"], setup))
+    if p.dp:
+        head.update(_private_stage(ctx, p, record["name"]))
+    if p.audit:
+        head.update(_audit_stage(ctx, p, ds, record["name"]))
     ctx.progress(1.0, "done")
     return {
         "dataset": record["name"],
