@@ -66,7 +66,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         proc.send_signal(signal.SIGINT)  # `anonaudit ui` then stops its app and worker
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # a loaded machine: clean up, the test is about what it showed
+            pass
         finally:
             os.killpg(proc.pid, signal.SIGKILL) if proc.poll() is None else None
 

@@ -39,9 +39,12 @@ def test_failed_task_is_named():
 
 
 def test_dask_local_cluster():
+    import dask
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    # generous connect timeouts: on a loaded 2-core machine the default 30 s can pass before a nanny's worker is up
+    with dask.config.set({"distributed.comm.timeouts.connect": "120s"}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         ex = get_executor(scheduler=cluster.scheduler_address)
         try:
             assert isinstance(ex, DaskExecutor) and ex.n_workers == 2
