@@ -2,6 +2,9 @@
 
 ``python benchmarks/rlime.py --reference-python /work/rlime-ref-venv/bin/python --json out.json``
 
+The reference venv: ``python -m venv rlime-ref-venv && rlime-ref-venv/bin/pip install rlime==0.1.1
+river==0.23.0`` (river 0.26's narwhals-based scaler breaks rlime 0.1.1: "cannot unpack non-iterable int").
+
 1. The paper's setup (§4.1): recidivism (``../shared/datasets`` relative to the repository, or
    ``--datasets-dir``), the paper's discretisation, 80/10/10 split, a 50-tree random forest on the
    training codes. ``--instances`` random test instances are explained by LIME, by Anchor and by
