@@ -64,3 +64,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     with _postgres_database() as url:
         monkeypatch.setenv("ANONAUDIT_DATABASE_URL", url)
         yield url
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module() -> Iterator[None]:
+    """Streamlit's AppTest runs a page as ``__main__`` and leaves it there; process pools that spawn
+    (Dask nannies, the executor) would then re-run that page in every child. Put pytest's back."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
