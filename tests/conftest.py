@@ -68,11 +68,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
 
 @pytest.fixture(autouse=True)
 def _keep_main_module() -> Iterator[None]:
-    """Streamlit's AppTest runs a page as ``__main__`` and leaves it there; process pools that spawn
-    (Dask nannies, the executor) would then re-run that page in every child. Put pytest's back."""
+    """Streamlit's AppTest runs pages as ``__main__``; process pools that spawn (Dask nannies, the
+    executor) re-run ``__main__``'s file in every child. Put pytest's module, and its file, back."""
     import sys
 
     main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
     yield
-    if main is not None:
-        sys.modules["__main__"] = main
+    if main is None:
+        return
+    sys.modules["__main__"] = main
+    for key in ("__file__", "__spec__"):
+        if key in saved:
+            main.__dict__[key] = saved[key]
+        else:
+            main.__dict__.pop(key, None)

@@ -38,9 +38,15 @@ def test_failed_task_is_named():
         ex.close()
 
 
-def test_dask_local_cluster():
+def test_dask_local_cluster(monkeypatch):
+    import sys
+    import types
+
     import dask
     from distributed import Client, LocalCluster
+
+    # spawned workers re-run __main__'s file: give them none (pytest's, or a page an AppTest left behind)
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
 
     # generous connect timeouts: on a loaded 2-core machine the default 30 s can pass before a nanny's worker is up
     with dask.config.set({"distributed.comm.timeouts.connect": "120s"}), \
