@@ -110,6 +110,13 @@ def jobs_table(jobs: list[dict[str, Any]], columns: list[str] | None = None) -> 
                  column_config={"progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)})
 
 
+def pick_finished(jobs: list[dict[str, Any]], label: str, statuses: tuple[str, ...] = ("succeeded", "failed"),
+                  key: str | None = None) -> int | None:
+    """A choice among the jobs that have ended (newest first); None while none has."""
+    done = sorted((j["id"] for j in jobs if j["status"] in statuses), reverse=True)
+    return st.selectbox(label, done, key=key) if done else None
+
+
 def show_outputs(job_id: int) -> None:
     """Headline result, score tables and figures of a finished job."""
     job = job_store.job_dict(job_id)

@@ -44,7 +44,8 @@ def window_table(ds: SensorDataset, window_s: float, stride_s: float, target: st
     if len(windows) == 0:
         raise ParameterError("window_s", f"{ds.name} has no labelled window of {window_s} s")
     columns = readable_columns(list(ds.channels))
-    index = [feature_names(list(ds.channels)).index(c) for c in columns]
+    position = {name: i for i, name in enumerate(feature_names(list(ds.channels)))}
+    index = [position[c] for c in columns]
     X = pd.DataFrame(window_features(windows.X, list(ds.channels))[:, index].astype(float), columns=columns)
     labels = windows.activities if target == "activity" else windows.subjects
     codes = windows.y if target == "activity" else windows.subject

@@ -41,6 +41,6 @@ jobs = ui.recent("evaluate")
 if jobs:
     st.subheader("Evaluation jobs")
     ui.jobs_table(jobs)
-    done = [j["id"] for j in jobs if j["status"] in ("succeeded", "failed")]
-    if done:
-        ui.show_outputs(st.selectbox("Show results of job", done))
+    chosen = ui.pick_finished(jobs, "Show results of job")
+    if chosen is not None:
+        ui.show_outputs(chosen)

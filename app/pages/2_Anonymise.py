@@ -92,6 +92,6 @@ jobs = ui.recent("anonymise") + ui.recent("release_check")
 if jobs:
     st.subheader("Anonymisation and release-check jobs")
     ui.jobs_table(sorted(jobs, key=lambda j: -j["id"]))
-    done = sorted((j["id"] for j in jobs if j["status"] in ("succeeded", "failed")), reverse=True)
-    if done:
-        ui.show_outputs(st.selectbox("Show results of job", done))
+    chosen = ui.pick_finished(jobs, "Show results of job")
+    if chosen is not None:
+        ui.show_outputs(chosen)

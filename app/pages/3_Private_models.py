@@ -88,7 +88,6 @@ if trained:
 if sweeps:
     st.subheader("Sweeps")
     ui.jobs_table(sweeps)
-finished = [j["id"] for j in trained + sweeps if j["status"] in ("succeeded", "failed")]
-if finished:
-    chosen = st.selectbox("Show samples, reconstructions, curves and audits of job", finished, key="show")
+chosen = ui.pick_finished(trained + sweeps, "Show samples, reconstructions, curves and audits of job", key="show")
+if chosen is not None:
     ui.show_outputs(chosen)

@@ -77,9 +77,8 @@ jobs = ui.recent("bias_audit")
 if jobs:
     st.subheader("Audit jobs")
     ui.jobs_table(jobs)
-    done = [j["id"] for j in jobs if j["status"] == "succeeded"]
-    if done:
-        job_id = st.selectbox("Show results of job", done)
+    job_id = ui.pick_finished(jobs, "Show results of job", statuses=("succeeded",))
+    if job_id is not None:
         home = get_settings().home
         files = {a["name"]: home / a["path"] for a in job_store.job_artifacts(job_id)}
         if "findings.json" in files:

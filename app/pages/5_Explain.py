@@ -117,9 +117,8 @@ explain_jobs = ui.recent("explain")
 if explain_jobs:
     st.subheader("Explanations")
     ui.jobs_table(explain_jobs)
-    done = [j["id"] for j in explain_jobs if j["status"] in ("succeeded", "failed")]
-    if done:
-        chosen = st.selectbox("Show explanation of job", done)
+    chosen = ui.pick_finished(explain_jobs, "Show explanation of job")
+    if chosen is not None:
         exps = _explanations(chosen)
         if exps is None:
             ui.show_outputs(chosen)
@@ -150,6 +149,6 @@ else:
 eval_jobs = ui.recent("explain_eval")
 if eval_jobs:
     ui.jobs_table(eval_jobs)
-    done = [j["id"] for j in eval_jobs if j["status"] in ("succeeded", "failed")]
-    if done:
-        ui.show_outputs(st.selectbox("Show experiments of job", done))
+    chosen_eval = ui.pick_finished(eval_jobs, "Show experiments of job")
+    if chosen_eval is not None:
+        ui.show_outputs(chosen_eval)
