@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -281,3 +282,50 @@ def test_cli_audit_and_page(db_url, tmp_path):
     assert not at.exception and any("height_cm" in n.label for n in at.number_input)
     next(n for n in at.number_input if n.label.startswith("Training subjects")).set_value(16).run()
     assert any("train_subjects" in e.value for e in at.error)  # bad input: one clear message, no traceback
+
+
+def test_audit_on_a_dask_cluster_of_separate_processes(db_url, tmp_path, monkeypatch):
+    """A real cluster: ``dask scheduler`` and ``dask worker`` as their own processes, as on a team's machines;
+    the job reaches it through ``--scheduler`` and every training runs on a worker."""
+    import subprocess
+    import sys
+    import time
+
+    from typer.testing import CliRunner
+
+    from anonaudit.cli import app
+
+    name = _import_sample(tmp_path)
+    info = tmp_path / "scheduler.json"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file", str(info), "--port", "0",
+                               "--no-dashboard"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 120
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(info.read_text())["address"]
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(info),
+                                       "--nworkers", "2", "--nthreads", "1", "--no-dashboard", "--name", "audit-test"],
+                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from distributed import Client
+
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+            monkeypatch.setattr(os, "environ", dict(os.environ))  # --scheduler writes the environment
+            res = CliRunner().invoke(app, ["--scheduler", address, "audit", name, "--characteristics", "age_group,gender",
+                                           "--draws", "1", "--repeats", "1", "--train-subjects", "4", "--epochs", "1",
+                                           "--window-s", "0.5", "--stride-s", "0.5", "--max-windows", "20"])
+            assert res.exit_code == 0, res.output
+            job = job_store.list_jobs(kind="bias_audit")[0]
+            assert job["status"] == "succeeded" and job["result"]["trainings"] == 5
+            executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
+            assert len(executed) == 2 and sum(executed.values()) == 5  # every training ran on the cluster's workers
+    finally:
+        for p in procs[::-1]:
+            p.terminate()
+        for p in procs[::-1]:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()

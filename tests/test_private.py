@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,8 @@ def digits(n: int = 200) -> np.ndarray:
 @pytest.mark.parametrize("spec", [SPEC, InputSpec(3, (16,))], ids=["image", "sensor"])
 def test_opacus_per_sample_gradients_equal_per_example_autograd(model_cls: type, spec: InputSpec) -> None:
     torch.manual_seed(0)
-    model = model_cls(spec, TINY).double()
+    model = model_cls(spec, replace(TINY, n_steps=7)).double()
+    model.scheduled_p = 0.5  # the spiking VAE's scheduled sampling must not couple examples either
     x = torch.rand(5, spec.channels, *spec.size, dtype=torch.float64) * 2 - 1
     gsm, _ = dp.make_private(model, torch.optim.SGD(model.parameters(), lr=0.0), 1.0, 1.0, 5)
     torch.manual_seed(1)
@@ -49,6 +51,31 @@ def test_opacus_per_sample_gradients_equal_per_example_autograd(model_cls: type,
             expected = torch.zeros_like(p) if g is None else g
             assert torch.allclose(per_sample[name][i], expected, atol=1e-10), (name, i)
     assert any(per_sample[n].abs().sum() > 0 for n in per_sample)
+
+
+def test_scheduled_sampling_feeds_the_prior_its_own_predictions() -> None:
+    from anonaudit.private.vae_spiking import shift
+
+    torch.manual_seed(0)
+    model = SpikingVAE(SPEC, replace(TINY, n_steps=8))  # k = 3: a mean of k spikes is never exactly ½
+    z = (torch.rand(5, TINY.latent, 8) < 0.5).float()
+    model.train()
+    model.scheduled_p = 1.0
+    expected = z.clone()
+    for t in range(5, 8):  # from step 5 on, each z_t is the prior's thresholded mean given the replaced past
+        expected[..., t] = (model._candidates(model.prior, shift(expected))[..., t].mean(2) > 0.5).float()
+    fed = model.prior_input(z)
+    assert torch.equal(fed, shift(expected)) and torch.equal(fed[..., :6], shift(z)[..., :6])
+    assert not torch.equal(fed, shift(z))
+    model.eval()  # never at generation or evaluation time
+    assert torch.equal(model.prior_input(z), shift(z))
+    model.on_epoch(0, 10)
+    assert model.scheduled_p == pytest.approx(0.1)
+    model.on_epoch(9, 10)
+    assert model.scheduled_p == pytest.approx(0.28)
+    off = SpikingVAE(SPEC, replace(TINY, scheduled=False))
+    off.on_epoch(5, 10)
+    assert off.scheduled_p == 0.0
 
 
 # ---------------------------------------------------------------------------- accounting
@@ -206,22 +233,45 @@ def test_dp_train_job_end_to_end(db_url: str) -> None:
         api.run("dp_train", {**JOB, "delta": 0.5})
 
 
-def test_dp_sweep_job_fans_out_and_tabulates(db_url: str) -> None:
+def test_dp_sweep_job_fans_out_tabulates_and_resumes(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from anonaudit import api
+    from anonaudit.jobs.context import WorkerStopping
+    from anonaudit.jobs.worker import run_worker
+    from anonaudit.private import experiment
+    from anonaudit.store import artifacts
     from anonaudit.store import jobs as job_store
     from anonaudit.settings import get_settings
     import pandas as pd
 
+    real, calls = experiment.run_task, []
+
+    def interrupted(**task):
+        calls.append(task.get("role", "target"))
+        if len(calls) == 4:
+            raise WorkerStopping("worker shutting down (test)")
+        return real(**task)
+
+    monkeypatch.setattr(experiment, "run_task", interrupted)
     settings = {k: v for k, v in JOB.items() if k != "data"} | {"attacks": False}
-    job = api.run("dp_sweep", {"datasets": ["digits"], "models": ["ann", "spiking"], "epsilons": [10.0, None],
-                               "settings": settings, "n_workers": 1}, seed=1)
+    with pytest.raises(WorkerStopping):
+        api.run("dp_sweep", {"datasets": ["digits"], "models": ["ann", "spiking"], "epsilons": [10.0, None],
+                             "settings": settings, "n_workers": 1}, seed=1)
+    job_id = job_store.list_jobs(kind="dp_sweep")[0]["id"]
+    assert len(list(artifacts.resume_dir(job_id).glob("sweep-*.pt"))) == 3
+
+    calls.clear()
+    monkeypatch.setattr(experiment, "run_task", lambda **task: calls.append(task.get("role", "target")) or real(**task))
+    assert run_worker(max_jobs=1, poll_seconds=0.1, idle_exit_seconds=5) == 1
+    job = job_store.job_dict(job_id)
     assert job["status"] == "succeeded", job.get("error")
-    arts = {a["name"]: a for a in job_store.job_artifacts(job["id"])}
+    assert len(calls) == 6 - 3 and job["result"]["resumed_trainings"] == 3  # 4 runs + 2 shadows, 3 stored
+    assert not (artifacts.job_dir(job_id) / artifacts.RESUME).exists()
+    arts = {a["name"]: a for a in job_store.job_artifacts(job_id)}
     table = pd.read_csv(get_settings().home / arts["privacy_utility.csv"]["path"])
     assert len(table) == 4 and set(table["model"]) == {"ann", "spiking"}
     private = table[np.isfinite(table["epsilon"])]
     assert len(private) == 2 and (private["epsilon"] <= 10.0).all() and table["mia_calibrated_auc"].notna().all()
-    assert "privacy_utility.png" in arts
+    assert "privacy_utility.png" in arts and sum(n.endswith("_reconstructions.png") for n in arts) == 4
 
 
 def test_subject_level_dp_on_sensor_windows(db_url: str, tmp_path: Path) -> None:

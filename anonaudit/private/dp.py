@@ -210,6 +210,8 @@ def train(model: nn.Module, X: np.ndarray, cfg: DPConfig, units: np.ndarray | No
     losses, seconds = [], []
     model.train()
     for epoch in range(cfg.epochs):
+        if hasattr(model, "on_epoch"):  # per-epoch schedules (the spiking VAE's scheduled sampling)
+            model.on_epoch(epoch, cfg.epochs)
         started, total, seen = time.perf_counter(), 0.0, 0
         order = torch.randperm(n_units, generator=gen)
         for i in range(steps_per_epoch):

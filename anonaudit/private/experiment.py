@@ -47,6 +47,7 @@ class ExperimentConfig:
     latent: int | None = None
     n_steps: int = 16
     k: int = 20
+    scheduled: bool = True  # spiking: FSVAE's scheduled sampling of the prior
     kld_weight: float = 0.0025
     window_s: float = 2.56
     stride_s: float = 1.28
@@ -75,7 +76,8 @@ class ExperimentConfig:
 
     def vae_config(self, size: tuple[int, ...]) -> VAEConfig:
         return VAEConfig(widths=tuple(self.widths or default_widths(size)), latent=self.latent or (128 if min(size) >= 28 else 32),
-                         kld_weight=self.kld_weight, n_steps=self.n_steps, k=self.k)
+                         kld_weight=self.kld_weight, n_steps=self.n_steps, k=self.k,
+                         scheduled=self.scheduled)
 
     def dp_config(self, seed: int) -> dp.DPConfig:
         return dp.DPConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, epsilon=self.epsilon,

@@ -24,6 +24,7 @@ class VAEConfig:
     kld_weight: float = 0.0025  # ANN: the reference's batch/N at MNIST scale
     n_steps: int = 16  # spiking: time steps T
     k: int = 20  # spiking: spike candidates per latent (one drawn)
+    scheduled: bool = True  # spiking: FSVAE's scheduled sampling of the prior's inputs in training
 
 
 class ANNVAE(nn.Module):

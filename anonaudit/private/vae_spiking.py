@@ -7,7 +7,9 @@ time. Latents are Bernoulli spike trains sampled autoregressively: at each step 
 candidates of the posterior q(z_t | x_≤t, z_<t) is drawn; the prior p(z_t | z_<t) is trained to
 match it with the PSP-filtered MMD. The output is the final membrane potential of a non-firing
 layer, squashed by tanh. GroupNorm (affine scale α·V_th) replaces tdBN so that no term couples the
-examples of a batch.
+examples of a batch. In training, FSVAE's scheduled sampling feeds the prior some of its own
+predictions in place of the posterior's spikes (from step 5 on, with a probability rising over the
+epochs), so that generation, which only ever sees the prior's output, is not a different regime.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from torch import nn
 from anonaudit.private.layers import InputSpec, conv, flat_size, norm, per_sample_mse, upsample
 from anonaudit.private.lif import LIF, V_TH, membrane_output, psp
 from anonaudit.private.vae_ann import VAEConfig
+
+SCHEDULE_FROM = 5  # FSVAE: scheduled sampling only from this step on
 
 
 class TimeLinear(nn.Linear):
@@ -59,6 +63,11 @@ class SpikingVAE(nn.Module):
         for c_in, c_out in zip(w[::-1], (*w[-2::-1], w[0])):
             dec += [upsample(d, time_axis=True), conv(d, c_in, c_out, time_axis=True), norm(c_out, V_TH), LIF()]
         self.decoder = nn.Sequential(*dec, conv(d, w[0], spec.channels, time_axis=True))
+        self.scheduled_p = 0.0
+
+    def on_epoch(self, epoch: int, epochs: int) -> None:
+        """FSVAE's schedule: p = 0.1 + 0.2 · epoch / epochs (called by the training loop)."""
+        self.scheduled_p = 0.1 + 0.2 * epoch / epochs if self.cfg.scheduled else 0.0
 
     # ------------------------------------------------------------------ pieces
     def _candidates(self, net: nn.Module, inp: torch.Tensor) -> torch.Tensor:
@@ -88,6 +97,23 @@ class SpikingVAE(nn.Module):
         q = self._candidates(self.posterior, torch.cat([x_enc, shift(z)], 1))
         return self._pick(q, idx), q
 
+    def prior_input(self, z: torch.Tensor) -> torch.Tensor:
+        """The prior's (shifted, detached) input; in training each example's z_t (t ≥ 5) is replaced
+        with probability ``scheduled_p`` by the prior's own prediction 1[mean_k p_t + noise > ½].
+        Draws are per example, so no term couples the examples of a batch."""
+        z = z.detach()
+        if not (self.training and self.scheduled_p > 0):
+            return shift(z)
+        replace = torch.rand(len(z), z.shape[-1], device=z.device) < self.scheduled_p
+        replace[:, :SCHEDULE_FROM] = False
+        z = z.clone()
+        with torch.no_grad():
+            for t in torch.nonzero(replace.any(0)).flatten().tolist():
+                mean = self._candidates(self.prior, shift(z))[..., t].mean(2)
+                guess = (mean + 1e-3 * torch.randn_like(mean) > 0.5).to(z.dtype)
+                z[..., t] = torch.where(replace[:, t, None], guess, z[..., t])
+        return shift(z)
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         h = self.decoder_input(z)
         h = h.view(len(z), self.cfg.widths[-1], *self.inner, h.shape[-1])
@@ -97,7 +123,7 @@ class SpikingVAE(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Per-sample loss: MSE(x̂, x) + mean_{L,T}(PSP(E_k q) − PSP(E_k p))² (FSVAE's MMD loss)."""
         z, q = self.posterior_sample(self.encode(x))
-        p = self._candidates(self.prior, shift(z.detach()))
+        p = self._candidates(self.prior, self.prior_input(z))
         mmd = ((psp(q.mean(2)) - psp(p.mean(2))) ** 2).flatten(1).mean(1)
         return per_sample_mse(self.decode(z), x) + mmd
 

@@ -9,8 +9,12 @@ population split.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +26,7 @@ from anonaudit.jobs.context import JobContext
 from anonaudit.jobs.params import parse_params
 from anonaudit.jobs.registry import job_kind
 from anonaudit.progress import ProgressFn
+from anonaudit.store import artifacts as artifact_store
 from anonaudit.private import experiment, figures
 from anonaudit.private.experiment import MODELS, ExperimentConfig
 
@@ -140,12 +145,15 @@ def run_dp_sweep(ctx: JobContext) -> dict[str, Any]:
     if p.calibrated:
         tasks += [{"cfg": {**p.settings, "data": d, "model": m, "epsilon": None}, "seed": ctx.seed, "role": "shadow"}
                   for d in p.datasets for m in p.models]
+    finished = _finished_tasks(ctx.job_id, tasks)
+    if finished:
+        ctx.log(f"resuming: {len(finished)} of {len(tasks)} trainings were finished by an earlier attempt")
     rows: dict[int, dict[str, Any]] = {}
     losses: dict[int, dict[str, np.ndarray]] = {}
     shadows: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     executor = get_executor(n_workers=p.n_workers)
     try:
-        for done, (i, out) in enumerate(executor.map_unordered(experiment.run_task, tasks), start=1):
+        for done, (i, out) in enumerate(_run_or_resume(ctx.job_id, tasks, finished, executor), start=1):
             cfg = tasks[i]["cfg"]
             if out["role"] == "shadow":
                 shadows[(cfg["data"], cfg["model"])] = out["losses"]
@@ -170,4 +178,30 @@ def run_dp_sweep(ctx: JobContext) -> dict[str, Any]:
     best = table.loc[table["recon_mse"].idxmin()]
     return {"runs": len(rows), "best_recon_mse": round(float(best["recon_mse"]), 4), "best": _label(best.to_dict()),
             "max_mia_auc_private": round(float(table.loc[np.isfinite(table["epsilon"]), "mia_auc"].max()), 4)
-            if np.isfinite(table["epsilon"]).any() else None}
+            if np.isfinite(table["epsilon"]).any() else None, "resumed_trainings": len(finished)}
+
+
+def _task_file(job_id: int, task: dict[str, Any]) -> Path:
+    """A finished task's output in the job's resume folder, named by what the task is."""
+    key = json.dumps({k: v for k, v in task.items() if k != "reference"}, sort_keys=True, default=str)
+    return artifact_store.resume_dir(job_id) / f"sweep-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+
+
+def _finished_tasks(job_id: int, tasks: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Outputs an earlier attempt of this job stored (our own files, so unpickling them is safe)."""
+    import torch
+
+    return {i: torch.load(f, weights_only=False) for i, t in enumerate(tasks) if (f := _task_file(job_id, t)).exists()}
+
+
+def _run_or_resume(job_id: int, tasks: list[dict[str, Any]], finished: dict[int, dict[str, Any]],
+                   executor: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Stored outputs first, then the missing tasks as they finish, each saved before it is yielded,
+    so fresh and resumed results take the same path and an interruption loses no finished training."""
+    import torch
+
+    yield from finished.items()
+    todo = [i for i in range(len(tasks)) if i not in finished]
+    for j, out in executor.map_unordered(experiment.run_task, [tasks[i] for i in todo]):
+        artifact_store.atomic_write(_task_file(job_id, tasks[todo[j]]), lambda tmp, o=out: torch.save(o, tmp))
+        yield todo[j], out
