@@ -20,8 +20,8 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from anonaudit import access
 from anonaudit.errors import AnonauditError
 from anonaudit.jobs.params import parse_params
-from anonaudit.settings import get_settings
 from anonaudit.store import jobs as job_store
+from anonaudit.store.artifacts import file_of
 from anonaudit.store.uploads import save_upload
 
 ROLE_KEY = "anonaudit_role"
@@ -130,16 +130,15 @@ def show_outputs(job_id: int) -> None:
     for key in ("reason", "anon_release_check"):
         if key in result:
             (st.success if result.get("releasable", result.get("anon_releasable")) else st.error)(result[key])
-    home = get_settings().home
     artifacts = job["artifacts"]
     for art in artifacts:
-        path = home / art["path"]
+        path = file_of(art)
         if art["name"].endswith(".png") and path.is_file():
             st.image(str(path), caption=art["name"])
     tables = [a for a in artifacts if a["name"].endswith(".csv") and not a["name"].startswith(("release/", "private/"))]
     for art in tables:
         with st.expander(art["name"]):
-            st.dataframe(pd.read_csv(home / art["path"]), hide_index=True, width="stretch")
+            st.dataframe(pd.read_csv(file_of(art)), hide_index=True, width="stretch")
     release_downloads(job_id, artifacts)
 
 
@@ -157,9 +156,8 @@ def release_downloads(job_id: int, artifacts: list[dict[str, Any]]) -> None:
         st.info("This job released data; only a data steward may download it.")
         return
     st.markdown("**Released data** (pseudonymised; the linkage stays private to this store)")
-    home = get_settings().home
     for art in release:
-        st.download_button(f"Download {art['name']} ({art['size_bytes'] / 2**20:.1f} MB)", _reader(home / art["path"]),
+        st.download_button(f"Download {art['name']} ({art['size_bytes'] / 2**20:.1f} MB)", _reader(file_of(art)),
                            file_name=f"job-{job_id}-{Path(art['name']).name}", mime=art.get("media_type"),
                            key=f"release-{job_id}-{art['name']}", on_click="ignore")
 

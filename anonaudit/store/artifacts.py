@@ -139,6 +139,11 @@ def discard(job_id: int, attempt: int) -> None:
             break
 
 
+def file_of(art: dict[str, Any]) -> Path:
+    """The file of a published artifact row (rows store paths relative to the home folder)."""
+    return get_settings().home / art["path"]
+
+
 def resume_dir(job_id: int) -> Path:
     """Where a job keeps what lets a later attempt resume (checkpoints); survives :func:`reset`,
     removed by :func:`drop_resume` once the job succeeded. Never published as artifacts."""

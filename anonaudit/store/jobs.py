@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, selectinload
 
 import anonaudit
 from anonaudit.errors import AnonauditError, NotFoundError, ParameterError
-from anonaudit.store.artifacts import ArtifactRecord, job_dir
+from anonaudit.store.artifacts import ArtifactRecord, file_of, job_dir
 from anonaudit.store.db import UrlOrEngine, session_scope
 from anonaudit.store.models import (
     CANCELLED,
@@ -425,6 +425,11 @@ def job_metrics(job_id: int, *, url: UrlOrEngine = None) -> list[dict[str, Any]]
 
 def job_artifacts(job_id: int, *, url: UrlOrEngine = None) -> list[dict[str, Any]]:
     return _children(Artifact, job_id, url)
+
+
+def artifact_files(job_id: int, *, url: UrlOrEngine = None) -> dict[str, Path]:
+    """A job's published files by artifact name."""
+    return {a["name"]: file_of(a) for a in job_artifacts(job_id, url=url)}
 
 
 def job_logs(job_id: int, *, url: UrlOrEngine = None) -> list[dict[str, Any]]:

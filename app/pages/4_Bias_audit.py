@@ -21,7 +21,6 @@ from anonaudit.audit.design import build_design, draws_table  # noqa: E402
 from anonaudit.data.dataset import SUBJECTS_FILE  # noqa: E402
 from anonaudit.errors import AnonauditError  # noqa: E402
 from anonaudit.jobs.kinds.bias_audit import BiasAuditParams  # noqa: E402
-from anonaudit.settings import get_settings  # noqa: E402
 from anonaudit.store import datasets as dataset_store  # noqa: E402
 from anonaudit.store import jobs as job_store  # noqa: E402
 
@@ -79,8 +78,7 @@ if jobs:
     ui.jobs_table(jobs)
     job_id = ui.pick_finished(jobs, "Show results of job", statuses=("succeeded",))
     if job_id is not None:
-        home = get_settings().home
-        files = {a["name"]: home / a["path"] for a in job_store.job_artifacts(job_id)}
+        files = job_store.artifact_files(job_id)
         if "findings.json" in files:
             found = json.loads(files["findings.json"].read_text(encoding="utf-8"))
             st.markdown("#### Findings")

@@ -20,7 +20,6 @@ import ui  # noqa: E402
 
 from anonaudit.errors import AnonauditError  # noqa: E402
 from anonaudit.jobs.kinds.explain import ExplainEvalParams, ExplainParams, default_data_path, load_data  # noqa: E402
-from anonaudit.settings import get_settings  # noqa: E402
 from anonaudit.store import jobs as job_store  # noqa: E402
 
 METHOD_NAMES = {"rlime": "R-LIME", "lime": "LIME", "anchor": "Anchor"}
@@ -107,10 +106,8 @@ def _card(exp: dict[str, Any]) -> None:
 
 
 def _explanations(job_id: int) -> dict[str, Any] | None:
-    for art in job_store.job_artifacts(job_id):
-        if art["name"] == "explanations.json":
-            return json.loads((get_settings().home / art["path"]).read_text())
-    return None
+    path = job_store.artifact_files(job_id).get("explanations.json")
+    return json.loads(path.read_text()) if path is not None else None
 
 
 explain_jobs = ui.recent("explain")

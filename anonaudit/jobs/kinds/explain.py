@@ -122,16 +122,15 @@ def _dumps(model: Any) -> bytes:
 
 def _job_model(spec: str) -> Path:
     """Path of the ``model.joblib`` stored by job ``job:ID``."""
-    from anonaudit.settings import get_settings
     from anonaudit.store import jobs as job_store
 
     try:
         job_id = int(spec.split(":", 1)[1])
     except ValueError:
         raise ParameterError("model", f"expected job:ID, got {spec!r}") from None
-    for a in job_store.job_artifacts(job_id):
-        if a["name"] == "model.joblib":
-            return get_settings().home / a["path"]
+    path = job_store.artifact_files(job_id).get("model.joblib")
+    if path is not None:
+        return path
     raise ParameterError("model", f"job {job_id} stored no model.joblib")
 
 

@@ -33,7 +33,6 @@ from anonaudit.jobs.params import parse_params
 from anonaudit.jobs.registry import job_kind
 from anonaudit.progress import scaled
 from anonaudit.reporting import plots
-from anonaudit.settings import get_settings
 from anonaudit.store.datasets import set_release_verdict
 
 
@@ -130,9 +129,9 @@ def _audit_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: st
               "draws": p.audit_draws, "repeats": 1, "epochs": p.audit_epochs, "window_s": p.audit_window_s,
               "stride_s": p.audit_window_s / 2, "n_workers": 1}
     child = run_job_now("bias_audit", params, seed=ctx.seed, progress=scaled(ctx.progress, 0.92, 0.99))
-    for art in job_store.job_artifacts(child.id):
-        if art["name"] == "box_accuracy.png":
-            ctx.write_bytes("audit_box_accuracy.png", (get_settings().home / art["path"]).read_bytes())
+    box = job_store.artifact_files(child.id).get("box_accuracy.png")
+    if box is not None:
+        ctx.write_bytes("audit_box_accuracy.png", box.read_bytes())
     summary = {k: v for k, v in (child.result or {}).items() if isinstance(v, (int, float, str)) and k != "dataset"}
     return {"audit_job": child.id, **{f"audit_{k}": v for k, v in summary.items()}}
 
