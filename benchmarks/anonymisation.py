@@ -24,8 +24,8 @@ release is judged by the evaluation harness:
 Splits (every subject on both sides, no window shared or overlapping across sides): HAPT — each
 subject's first session trains, the others test; SisFall ADLs (resampled to 25 Hz, 4 s windows
 without overlap: every method's judge retrains a tCNN attacker, which at 50 Hz with half-overlapping
-windows cost ~15 min per method on 2 cores) — the last trial of each (subject, activity) tests; UTD-MHAD skeletons (30 Hz, 60 channels) — trials 1–2 train, 3 validates,
-4 tests. The goal of the issue: retrained recording-level re-identification ≤ 2 × chance while
+windows cost ~15 min per method on 2 cores) — the last trial of each (subject, activity) tests;
+UTD-MHAD skeletons (30 Hz, 60 channels) — trials 1–2 train, 3 validates, 4 tests. The goal of the issue: retrained recording-level re-identification ≤ 2 × chance while
 ``har_wf1_released`` ≥ 0.85 × ``har_wf1_real``; the ``goal`` column says where each method lands.
 """
 
@@ -48,7 +48,6 @@ from anonaudit.anonymise.release import anonymise_dataset
 from anonaudit.data.dataset import SensorDataset
 from anonaudit.data.loaders import load_dataset
 from anonaudit.data.resample import resample
-from anonaudit.evaluate.attackers import make_classifier
 from anonaudit.evaluate.protocols import EvalConfig
 from anonaudit.jobs.kinds.evaluate import headline
 from anonaudit.models.training import TrainConfig
@@ -159,9 +158,9 @@ def throughput(name: str, args: argparse.Namespace) -> list[dict]:
     rng = np.random.default_rng(args.seed)
     train = pd.Series(np.flatnonzero(setup.split == "train"))
     keep = train.groupby(setup.windows.subject[train.to_numpy()]).sample(n=16, replace=True, random_state=rng)
-    setup.split = np.where(np.isin(np.arange(len(setup.split)), keep.to_numpy()), "train", "unused")
-    tr = setup.part("train")
-    setup.frozen = make_classifier("tcnn", len(ds.subjects), config=cfg.train).fit(tr.X, tr.subject)
+    setup.split = np.full(len(setup.split), "unused", dtype=object)
+    setup.split[keep.to_numpy()] = "train"
+    workflow.train_frozen(ds, setup, cfg)
     rows = []
     for spec in args.methods:
         anonymiser = workflow.fit_anonymiser(ds, setup, replace(method_config(spec, args), ae_epochs=1, epochs=1))

@@ -54,11 +54,17 @@ def prepare(real: SensorDataset, cfg: EvalConfig, *, assignment: dict[str, str] 
     split = real.recordings["recording"].map(assignment).to_numpy(dtype=object)[windows.recording]
     setup = Setup(windows, assignment, split, None)
     if train_reid:
-        tr, va = setup.part("train"), setup.part("val")
-        frozen = _classifier(cfg.reid_model, len(real.subjects), real, cfg, 3)
-        setup.frozen = frozen.fit(tr.X, tr.subject, va.X if len(va) else None, va.subject if len(va) else None,
-                                  progress=progress, strata=tr.y)
+        train_frozen(real, setup, cfg, progress)
     progress(1.0, "frozen re-identification network trained")
+    return setup
+
+
+def train_frozen(real: SensorDataset, setup: Setup, cfg: EvalConfig, progress: ProgressFn = null_progress) -> Setup:
+    """Train the shared frozen ReID (``cfg.reid_model``) on the setup's train part, validated on its val part."""
+    tr, va = setup.part("train"), setup.part("val")
+    frozen = _classifier(cfg.reid_model, len(real.subjects), real, cfg, 3)
+    setup.frozen = frozen.fit(tr.X, tr.subject, va.X if len(va) else None, va.subject if len(va) else None,
+                              progress=progress, strata=tr.y)
     return setup
 
 
