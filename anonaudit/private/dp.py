@@ -30,6 +30,7 @@ from opacus.validators import ModuleValidator
 from torch import nn
 
 from anonaudit.errors import ParameterError
+from anonaudit.private import grad_samples
 from anonaudit.progress import ProgressFn, null_progress
 
 
@@ -112,9 +113,13 @@ def check_budget(epsilon: float | None, delta: float | None, n_units: int | None
 def noise_for_epsilon(epsilon: float, delta: float, sample_rate: float, steps: int) -> float:
     """Smallest noise multiplier whose RDP ε after ``steps`` Poisson-sampled steps is ≤ ε (Opacus).
 
-    Cached: the search costs seconds at large sampling rates, and a sweep asks the same question per model."""
-    return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
-                                      steps=steps, accountant="rdp", epsilon_tolerance=0.005))
+    Cached: the search costs seconds at large sampling rates, and a sweep asks the same question per model.
+    The search's first guesses are tiny noise levels whose best RDP order is Opacus' largest; its
+    warning about them says nothing about the σ returned, so it is silenced here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha", category=UserWarning)
+        return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
+                                          steps=steps, accountant="rdp", epsilon_tolerance=0.005))
 
 
 def epsilon_for_noise(noise_multiplier: float, delta: float, sample_rate: float, steps: int,
@@ -256,6 +261,7 @@ def _examples(members: list[np.ndarray], chosen: np.ndarray, cap: int,
 def make_private(model: nn.Module, optimizer: torch.optim.Optimizer, noise_multiplier: float, max_grad_norm: float,
                  expected_units: float, generator: torch.Generator | None = None) -> tuple[GradSampleModule, DPOptimizer]:
     """Opacus' per-sample-gradient wrapper and its clipping, noising, averaging optimiser."""
+    grad_samples.install()
     net = GradSampleModule(model, loss_reduction="mean")
     opt = DPOptimizer(optimizer, noise_multiplier=noise_multiplier, max_grad_norm=max_grad_norm,
                       expected_batch_size=max(1, round(expected_units)), loss_reduction="mean", generator=generator)
