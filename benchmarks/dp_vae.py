@@ -6,6 +6,14 @@ T = 16 on the 15,000 shared MNIST images; hours on a CPU). A reduced run::
     OMP_NUM_THREADS=1 nice -n 5 python benchmarks/dp_vae.py --n-train 1000 --epochs 3 --n-steps 4 \\
         --widths 16 32 64 128 --latent 64 --k 10 --epsilons 10 inf --json /work/bench/dp_vae_reduced.json
 
+A membership audit with something to detect — few members, many epochs, so the non-DP model
+overfits — and the DP models beside it::
+
+    OMP_NUM_THREADS=1 python benchmarks/dp_vae.py --models ann --n-train 250 --epochs 100 --batch-size 50 \\
+        --widths 16 32 64 128 --latent 64 --epsilons 1 10 inf --json /work/bench/dp_vae_overfit.json
+
+``--overhead-only`` measures the DP step overhead alone (seconds, on idle cores).
+
 What it does, per model (ann, spiking) and ε (``inf`` = no DP):
 1. MNIST from ``../shared/datasets/mnist`` (5k training + 10k test images, padded 28 → 32 with
    background), split once with the seed into members (``--n-train``, trained on), a disjoint
