@@ -277,6 +277,7 @@ def test_dp_sweep_job_fans_out_tabulates_and_resumes(db_url: str, monkeypatch: p
 def test_subject_level_dp_on_sensor_windows(db_url: str, tmp_path: Path) -> None:
     from anonaudit import api
     from anonaudit.data.synthetic import SampleSpec, write_sample_data
+    from anonaudit.store import jobs as job_store
 
     write_sample_data(tmp_path / "s", SampleSpec(n_subjects=9, n_trials=1, duration_s=6.0))
     api.import_dataset(tmp_path / "s" / "mapping.toml", name="s")
@@ -286,6 +287,9 @@ def test_subject_level_dp_on_sensor_windows(db_url: str, tmp_path: Path) -> None
     assert subject["result"]["epsilon"] <= 10.0 and "tstr_f1" in subject["result"]
     window = api.run("dp_train", {**base, "batch_size": 20, "epsilon": 10.0, "calibrated": False})
     assert window["result"]["subject_epsilon_group"] > 10.0  # a subject's windows form a group
+    warned = [r["message"] for r in job_store.job_logs(window["id"]) if r["level"] == "warning"]
+    assert any("promises nothing" in m for m in warned)  # said in words, in the job's log and report
+    assert not any("promises nothing" in r["message"] for r in job_store.job_logs(subject["id"]))
     with pytest.raises(ParameterError, match="subject_level"):
         api.run("dp_train", {**JOB, "subject_level": True})
 

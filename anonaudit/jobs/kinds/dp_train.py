@@ -97,6 +97,11 @@ def train_and_record(ctx: JobContext, params: dict[str, Any], progress: Progress
     for epoch, loss in enumerate(out["history"]):
         ctx.metric(f"{prefix}train_loss", loss, step=epoch + 1)
     _record_row(ctx, row, prefix)
+    if row.get("subject_vacuous"):
+        ctx.log(f"Window-level DP protects single windows, not people: a subject with {int(row['subject_k'])} windows "
+                f"is protected only at ε = {row['subject_epsilon_group']:.3g}, δ = {row['subject_delta_group']:.3g} "
+                "(group privacy), which promises nothing. Train with subject-level DP to protect subjects.",
+                level="warning")
     progress(1.0, "DP model trained and audited")
     return {f"{prefix}{k}": v for k, v in _summary(row).items()}
 
