@@ -25,8 +25,9 @@ Splits (every subject on both sides, no window shared or overlapping across side
 subject's first session trains, the others test; SisFall ADLs (resampled to 25 Hz, 4 s windows
 without overlap: every method's judge retrains a tCNN attacker, which at 50 Hz with half-overlapping
 windows cost ~15 min per method on 2 cores) — the last trial of each (subject, activity) tests;
-UTD-MHAD skeletons (30 Hz, 60 channels) — trials 1–2 train, 3 validates, 4 tests. The goal of the issue: retrained recording-level re-identification ≤ 2 × chance while
-``har_wf1_released`` ≥ 0.85 × ``har_wf1_real``; the ``goal`` column says where each method lands.
+UTD-MHAD skeletons (30 Hz, 60 channels) — trials 1–2 train, 3 validates, 4 tests. The goal of the
+issue: retrained recording-level re-identification ≤ 2 × chance while ``har_wf1_released`` ≥
+0.85 × ``har_wf1_real``; the ``goal`` column says where each method lands.
 """
 
 from __future__ import annotations

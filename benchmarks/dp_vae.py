@@ -59,10 +59,11 @@ PAPER = {("ann", False): {"recon_mse": 0.048, "fid": 112.5, "aid": 17.09, "is": 
 FIELDS = ("dataset", "model", "epsilon", "delta", "noise_multiplier", "recon_mse", "fd_classifier", "mia_auc", "epoch_s")
 
 
-def overhead_ratio(cfg: ExperimentConfig, seed: int, steps: int) -> dict[str, float]:
+def overhead_ratio(cfg: ExperimentConfig, prepared: tuple, seed: int, steps: int) -> dict[str, float]:
     """Mean seconds per step of the ANN VAE without and with DP-SGD (same model, same batch); the DP
-    step also with Opacus' own per-sample-gradient storage, to show what ``grad_samples`` saves."""
-    split, vae, spec = experiment.prepare(cfg, seed)
+    step also with Opacus' own per-sample-gradient storage, to show what ``grad_samples`` saves.
+    ``prepared`` is ``experiment.prepare(cfg, seed)``, which the caller needs too (loaded once)."""
+    split, vae, spec = prepared
     x = torch.as_tensor(split.members.X[:cfg.batch_size])
     owner = np.arange(len(x))
     times = {}
@@ -131,8 +132,10 @@ def main() -> None:
             print(f"[{time.perf_counter() - started:7.0f}s] {m} ε={e}: " + ", ".join(
                 f"{k}={row[k]:.4g}" if isinstance(row[k], float) else f"{k}={row[k]}" for k in FIELDS[2:]
                 if row.get(k) is not None))
-    overhead = overhead_ratio(ExperimentConfig(**base, model="ann"), args.seed, args.overhead_steps)
-    split = experiment.prepare(ExperimentConfig(**base), args.seed)[0]
+    ann = ExperimentConfig(**base, model="ann")
+    prepared = experiment.prepare(ann, args.seed)
+    overhead = overhead_ratio(ann, prepared, args.seed, args.overhead_steps)
+    split = prepared[0]
     n = len(split.members)
     q, steps = min(1.0, args.batch_size / n), args.epochs * max(1, round(n / args.batch_size))
     paper_eps = dp.epsilon_for_noise(0.001, 1 / 60_000, 250 / 60_000, 150 * 240)

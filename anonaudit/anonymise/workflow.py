@@ -59,13 +59,12 @@ def prepare(real: SensorDataset, cfg: EvalConfig, *, assignment: dict[str, str] 
     return setup
 
 
-def train_frozen(real: SensorDataset, setup: Setup, cfg: EvalConfig, progress: ProgressFn = null_progress) -> Setup:
+def train_frozen(real: SensorDataset, setup: Setup, cfg: EvalConfig, progress: ProgressFn = null_progress) -> None:
     """Train the shared frozen ReID (``cfg.reid_model``) on the setup's train part, validated on its val part."""
     tr, va = setup.part("train"), setup.part("val")
     frozen = _classifier(cfg.reid_model, len(real.subjects), real, cfg, 3)
     setup.frozen = frozen.fit(tr.X, tr.subject, va.X if len(va) else None, va.subject if len(va) else None,
                               progress=progress, strata=tr.y)
-    return setup
 
 
 def fit_anonymiser(real: SensorDataset, setup: Setup, config: AnonymiserConfig,
