@@ -44,6 +44,7 @@ from torch.nn import functional as F
 from anonaudit.anonymise.networks import ConvAutoencoder, Discriminator, Geometry, NoiseBranch, SmallConvNet
 from anonaudit.data.normalise import ZScore, scaler_from_dict
 from anonaudit.errors import DataError, ParameterError
+from anonaudit.files import atomic_write
 from anonaudit.progress import ProgressFn, null_progress, scaled
 
 METHODS = ("none", "ae", "noise", "aae", "anon_ag", "anon_acg", "anon_dfi")
@@ -206,13 +207,11 @@ class Anonymiser:
         """Everything needed to continue after ``epoch`` (modules, optimisers, RNG, history)."""
         if self.checkpoint_ is None:
             return
-        tmp = self.checkpoint_.with_suffix(".tmp")
-        self.checkpoint_.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"config": asdict(self.config), "shape": [self.geometry_.length, self.geometry_.channels],
-                    "epoch": epoch, "modules": {k: m.state_dict() for k, m in modules.items()},
-                    "history": asdict(self.history_), "generator": self.gen_.get_state(),
-                    "mean_codes": getattr(self, "mean_codes_", None)}, tmp)
-        tmp.replace(self.checkpoint_)
+        state = {"config": asdict(self.config), "shape": [self.geometry_.length, self.geometry_.channels],
+                 "epoch": epoch, "modules": {k: m.state_dict() for k, m in modules.items()},
+                 "history": asdict(self.history_), "generator": self.gen_.get_state(),
+                 "mean_codes": getattr(self, "mean_codes_", None)}
+        atomic_write(self.checkpoint_, lambda tmp: torch.save(state, tmp))
 
     def _restore(self, modules: dict[str, Any]) -> int:
         """Load a resumed main phase into ``modules``; return the first epoch still to run."""

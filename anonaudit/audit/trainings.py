@@ -21,7 +21,7 @@ import numpy as np
 from anonaudit.data.dataset import SensorDataset
 from anonaudit.data.windows import Windows, make_windows
 from anonaudit.errors import DataError
-from anonaudit.store.artifacts import atomic_write
+from anonaudit.files import atomic_write
 
 SPLITS = {"train": (0.0, 0.7), "val": (0.7, 0.85), "test": (0.0, 1.0)}
 META = "meta.json"

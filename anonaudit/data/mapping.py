@@ -10,12 +10,12 @@ names the user's files had.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from anonaudit.errors import ParameterError
+from anonaudit.files import atomic_write
 
 
 @dataclass
@@ -68,7 +68,4 @@ def write_mapping(folder: Path, samples: str, choice: ColumnChoice, columns: lis
     cols.append(f"channels = [{', '.join(_toml_str(c) for c in choice.channels)}]")
     lines = ["# written by the anonaudit app from the upload form", "[dataset]", *dataset, "", "[columns]", *cols]
     path = folder / f"{uuid.uuid4().hex}.toml"
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: tmp.write_text("\n".join(lines) + "\n", encoding="utf-8"))

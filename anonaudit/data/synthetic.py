@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from anonaudit.files import atomic_write
+
 ACTIVITIES = ("walking", "jogging", "stairs", "sitting", "standing")
 IMU_CHANNELS = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
 JOINTS = ("head", "wrist_left", "wrist_right", "ankle_left", "ankle_right")
@@ -213,8 +215,6 @@ def write_sample_data(out_dir: str | Path, spec: SampleSpec = SampleSpec()) -> d
     }
     digests = {}
     for name, payload in files.items():
-        tmp = out / f".{name}.tmp"
-        tmp.write_bytes(payload)
-        tmp.replace(out / name)
+        atomic_write(out / name, lambda tmp, b=payload: tmp.write_bytes(b))
         digests[name] = hashlib.sha256(payload).hexdigest()
     return digests

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anonaudit.errors import JobCancelled, ParameterError
+from anonaudit.files import atomic_write
 from anonaudit.progress import ProgressFn
 from anonaudit.store import artifacts
 from anonaudit.store import jobs as job_store
@@ -98,7 +99,7 @@ class JobContext:
         return path
 
     def _write(self, name: str, write: Callable[[Path], None]) -> Path:
-        return artifacts.atomic_write(self.artifact_path(name), write)
+        return atomic_write(self.artifact_path(name), write)
 
     def write_bytes(self, name: str, data: bytes) -> Path:
         return self._write(name, lambda tmp: tmp.write_bytes(data))

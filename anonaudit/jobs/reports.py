@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from anonaudit.files import atomic_write
 from anonaudit.reporting.html import ReportData, render_html
 from anonaudit.settings import get_settings
 from anonaudit.store import datasets as dataset_store
@@ -33,8 +33,5 @@ def write_report(job_id: int, out: str | Path | None = None, *, url: UrlOrEngine
         dataset={k: v for k, v in dataset.items() if k != "summary"} if dataset else None,
     )
     path = Path(out) if out is not None else report_path(job_id, job["kind"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(render_html(data), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    html = render_html(data)
+    return atomic_write(path, lambda tmp: tmp.write_text(html, encoding="utf-8"))

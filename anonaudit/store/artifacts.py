@@ -17,18 +17,16 @@ import hashlib
 import mimetypes
 import os
 import shutil
-import uuid
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from anonaudit.errors import ParameterError
+from anonaudit.files import TMP_MARK
 from anonaudit.settings import get_settings
 
 STAGING = ".staging"
 RESUME = ".resume"
-TMP_MARK = ".tmp-"
 
 _KIND_BY_SUFFIX = {
     ".png": "plot", ".svg": "plot", ".jpg": "plot", ".jpeg": "plot", ".pdf": "plot",
@@ -72,18 +70,6 @@ def check_name(name: str) -> str:
             or TMP_MARK in name):
         raise ParameterError("name", f"artifact names are relative paths without '..' or a leading '.'; got {name!r}")
     return name
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}{TMP_MARK}{uuid.uuid4().hex[:8]}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -7,12 +7,12 @@ atomic, so a failed upload leaves nothing behind that looks finished.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 from anonaudit.errors import ParameterError
+from anonaudit.files import atomic_write
 from anonaudit.settings import get_settings
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
@@ -36,7 +36,4 @@ def save_upload(data: bytes, original_name: str, allowed: Sequence[str], *,
     folder = uploads_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4().hex}{suffix}"
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data))

@@ -22,6 +22,7 @@ import pandas as pd
 
 from anonaudit.compute import get_executor
 from anonaudit.errors import ParameterError
+from anonaudit.files import atomic_write
 from anonaudit.jobs.context import JobContext
 from anonaudit.jobs.params import parse_params
 from anonaudit.jobs.registry import job_kind
@@ -208,5 +209,5 @@ def _run_or_resume(job_id: int, tasks: list[dict[str, Any]], finished: dict[int,
     yield from finished.items()
     todo = [i for i in range(len(tasks)) if i not in finished]
     for j, out in executor.map_unordered(experiment.run_task, [tasks[i] for i in todo]):
-        artifact_store.atomic_write(_task_file(job_id, tasks[todo[j]]), lambda tmp, o=out: torch.save(o, tmp))
+        atomic_write(_task_file(job_id, tasks[todo[j]]), lambda tmp, o=out: torch.save(o, tmp))
         yield todo[j], out
