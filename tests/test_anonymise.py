@@ -62,6 +62,26 @@ def test_geometry_adapts_to_any_window(length, channels):
     assert geom.conv_channels == (channels >= 16)
 
 
+@pytest.mark.parametrize("length,channels", [(50, 6), (30, 60)])
+def test_inference_copy_folds_batch_norms_without_changing_the_function(length, channels):
+    torch.manual_seed(0)
+    ae = ConvAutoencoder(Geometry(length, channels))
+    ae.train()
+    for _ in range(3):  # non-trivial running statistics and affine parameters
+        ae(3 * torch.randn(16, length, channels) + 1)
+    for bn in (m for m in ae.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        torch.nn.init.uniform_(bn.weight, 0.5, 2.0)
+        torch.nn.init.uniform_(bn.bias, -1.0, 1.0)
+    ae.eval()
+    fast = ae.for_inference()
+    kinds = {type(m) for m in fast.modules()}
+    assert torch.nn.BatchNorm2d not in kinds and torch.nn.Dropout not in kinds
+    x = torch.randn(8, length, channels)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), ae(x), rtol=1e-4, atol=1e-4)
+    assert ae.training is False and any(isinstance(m, torch.nn.BatchNorm2d) for m in ae.modules())  # original untouched
+
+
 def test_identity_release_reproduces_the_signals_and_hides_identifiers(sample, tmp_path):
     anonymiser = Anonymiser(AnonymiserConfig(method="none")).fit(
         make_windows(sample, 1.0).X, np.zeros(1), np.zeros(1), subjects=sample.subject_ids, channels=sample.channels)

@@ -260,14 +260,14 @@ class Anonymiser:
         method = self.config.method
         return target if method == "anon_dfi" else subject if method == "anon_acg" else None
 
-    def _generate(self, x: torch.Tensor, subject: torch.Tensor, target: torch.Tensor | None,
+    def _generate(self, ae: ConvAutoencoder, x: torch.Tensor, subject: torch.Tensor, target: torch.Tensor | None,
                   z: torch.Tensor) -> torch.Tensor:
-        """X′ from the frozen encoder's code, shifted by C_z (and by −S̄_y for DFI)."""
+        """X′ from ``ae``'s frozen encoder's code, shifted by C_z (and by −S̄_y for DFI)."""
         with torch.no_grad():
-            code = self.ae_.encode(x)
+            code = ae.encode(x)
             if self.config.method == "anon_dfi":
                 code = code - self.mean_codes_[subject]
-        return self.ae_.decode(code + self.noise_(z, self._condition(subject, target)))
+        return ae.decode(code + self.noise_(z, self._condition(subject, target)))
 
     def _train_gan(self, Z: torch.Tensor, s: torch.Tensor, reid: FrozenReID, progress: ProgressFn) -> None:
         cfg, geom, n_subj = self.config, self.geometry_, len(self.subjects_)
@@ -296,7 +296,7 @@ class Anonymiser:
                 x, y = Z[idx], s[idx]
                 target = torch.randint(n_subj, (len(idx),), generator=self.gen_) if cfg.method == "anon_dfi" else None
                 z = torch.randn(len(idx), cfg.latent, generator=self.gen_)
-                fake = self._generate(x, y, target, z)
+                fake = self._generate(self.ae_, x, y, target, z)
                 cond = self._condition(y, target) if conditioned else None
                 d_loss = (F.binary_cross_entropy_with_logits(disc(x, y if conditioned else None), torch.ones(len(idx)))
                           + F.binary_cross_entropy_with_logits(disc(fake.detach(), cond), torch.zeros(len(idx))))
@@ -411,14 +411,15 @@ class Anonymiser:
             raise ParameterError("target", "anon_dfi needs a target subject for every window")
         s = torch.as_tensor(subject if subject is not None else np.zeros(len(X)), dtype=torch.long)
         t = torch.as_tensor(target, dtype=torch.long) if target is not None else None
+        ae = self.ae_.for_inference()
         parts = []
         for i in range(0, len(Z), batch_size):
             x = Z[i : i + batch_size]
             if method in GAN_METHODS:
                 z = torch.randn(len(x), self.config.latent, generator=gen)
-                parts.append(self._generate(x, s[i : i + batch_size], t[i : i + batch_size] if t is not None else None, z))
+                parts.append(self._generate(ae, x, s[i : i + batch_size], t[i : i + batch_size] if t is not None else None, z))
             else:
-                parts.append(self.ae_(x))
+                parts.append(ae(x))
         out = torch.cat(parts) if parts else Z
         return self.scaler_.inverse_transform(out.numpy())
 

@@ -93,11 +93,15 @@ def anonymise_dataset(ds: SensorDataset, anonymiser: Anonymiser, *, name: str, t
         X = ds.signals[idx[sl]]
         Xa = anonymiser.transform(X, subj_codes[rec[sl]] if subj_codes is not None else None,
                                   targets[rec[sl]] if targets is not None else None, seed=seed + b)
-        flat, keep = idx[sl][inside[sl]], inside[sl]
+        keep = inside[sl]
+        flat = idx[sl][keep]
+        lo = int(flat.min())  # a batch covers neighbouring recordings: add into that span only
+        local, span = flat - lo, int(flat.max()) + 1 - lo
         w = np.broadcast_to(weights, keep.shape)[keep]
-        norm += np.bincount(flat, weights=w, minlength=ds.n_samples)
+        norm[lo : lo + span] += np.bincount(local, weights=w, minlength=span)
+        values = Xa[keep]
         for c in range(ds.n_channels):
-            out[:, c] += np.bincount(flat, weights=w * Xa[..., c][keep], minlength=ds.n_samples)
+            out[lo : lo + span, c] += np.bincount(local, weights=w * values[:, c], minlength=span)
         progress(min(1.0, (b + batch_size) / len(rec)), f"anonymised {min(b + batch_size, len(rec))}/{len(rec)} windows")
     seconds = time.perf_counter() - started
     signals = (out / norm[:, None]).astype(np.float32)
