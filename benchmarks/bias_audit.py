@@ -20,10 +20,10 @@ activities (D01–D19, resampled to ``--resample-hz``) with age group × gender 
   (should be ≈ 0.05); ``null_false_positive_rate_simulated`` does the same on simulated scores.
 
 The full audit is ``--networks tcnn lstm transformer --draws 6 --repeats 3 --epochs 15`` (the job's
-defaults): ≈ 3.5–4 h on 2 cores. Measured per network (90 trainings, 2 workers, partly shared
-cores): tCNN 2,261 s (median 41 s per training), Transformer 3,283 s (79 s); the LSTM costs
-≈ 50 s per training at 4 epochs. The statistics are per network, so it can run one ``--networks``
-at a time. The default here is a reduced configuration that fits a 2-core machine.
+defaults): 2.8 h on 2 cores. Measured per network (90 trainings, 2 workers, partly shared
+cores): tCNN 2,261 s (median 41 s per training), Transformer 3,283 s (79 s), LSTM 4,412 s (99 s).
+The statistics are per network, so it can run one ``--networks`` at a time. The default here is a
+reduced configuration that fits a 2-core machine.
 """
 
 from __future__ import annotations
