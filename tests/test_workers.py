@@ -8,19 +8,37 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 from anonaudit.jobs.worker import run_worker
 from anonaudit.store import artifacts
 from anonaudit.store import jobs as job_store
 
 
-def _worker(tmp_path: Path, name: str, *args: str) -> subprocess.Popen:
-    """``python -m anonaudit.jobs.worker`` with the test's environment; output kept for failures."""
-    log = open(tmp_path / f"{name}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "anonaudit.jobs.worker", "--id", name, *args],
-                            stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
+Spawn = Callable[..., subprocess.Popen]
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Spawn]:
+    """Start ``python -m anonaudit.jobs.worker`` processes with the test's environment, output kept
+    for failures; any still running at teardown are killed, so a failed test leaks no worker that
+    would go on polling the database."""
+    procs: list[subprocess.Popen] = []
+
+    def start(name: str, *args: str) -> subprocess.Popen:
+        with open(tmp_path / f"{name}.log", "w") as log:
+            procs.append(subprocess.Popen([sys.executable, "-m", "anonaudit.jobs.worker", "--id", name, *args],
+                                          stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy()))
+        return procs[-1]
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -38,10 +56,10 @@ def _logs(tmp_path: Path) -> str:
     return "\n".join(f"--- {p.name}\n{p.read_text()}" for p in sorted(tmp_path.glob("*.log")))
 
 
-def test_four_workers_run_each_job_exactly_once(db_url, tmp_path):
+def test_four_workers_run_each_job_exactly_once(db_url, tmp_path, spawn):
     markers = tmp_path / "markers"
     ids = [job_store.submit_job("noop", {"sleep_s": 0.02, "marker_dir": str(markers)}) for _ in range(100)]
-    workers = [_worker(tmp_path, f"w{i}", "--poll", "0.05", "--idle-exit", "1.5") for i in range(4)]
+    workers = [spawn(f"w{i}", "--poll", "0.05", "--idle-exit", "1.5") for i in range(4)]
     for proc in workers:
         assert proc.wait(timeout=90) == 0, _logs(tmp_path)
 
@@ -54,18 +72,18 @@ def test_four_workers_run_each_job_exactly_once(db_url, tmp_path):
     assert len({j["worker_id"] for j in jobs.values()}) >= 2  # the work really was shared
 
 
-def test_killed_worker_is_recovered_and_exhausted_job_fails(db_url, tmp_path):
+def test_killed_worker_is_recovered_and_exhausted_job_fails(db_url, tmp_path, spawn):
     markers = tmp_path / "markers"
     params = {"sleep_s": 3.0, "marker_dir": str(markers)}
     retried = job_store.submit_job("noop", params, max_attempts=2)
     exhausted = job_store.submit_job("noop", params, max_attempts=1)
-    doomed = [_worker(tmp_path, f"doomed{i}", "--lease", "2", "--max-jobs", "1", "--poll", "0.05") for i in range(2)]
+    doomed = [spawn(f"doomed{i}", "--lease", "2", "--max-jobs", "1", "--poll", "0.05") for i in range(2)]
     _wait_for(lambda: len(_markers(markers)) == 2, 30, "both jobs to start")
     for proc in doomed:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
 
-    rescuer = _worker(tmp_path, "rescuer", "--lease", "2", "--max-jobs", "1", "--poll", "0.1", "--idle-exit", "15")
+    rescuer = spawn("rescuer", "--lease", "2", "--max-jobs", "1", "--poll", "0.1", "--idle-exit", "15")
     assert rescuer.wait(timeout=60) == 0, _logs(tmp_path)
     job_store.requeue_expired()  # in case the rescuer left before the second lease expired
 
@@ -78,10 +96,10 @@ def test_killed_worker_is_recovered_and_exhausted_job_fails(db_url, tmp_path):
     assert not artifacts.job_dir(exhausted).exists() or not any(artifacts.job_dir(exhausted).rglob("*.json"))
 
 
-def test_sigterm_puts_the_running_job_back(db_url, tmp_path):
+def test_sigterm_puts_the_running_job_back(db_url, tmp_path, spawn):
     markers = tmp_path / "markers"
     job_id = job_store.submit_job("noop", {"sleep_s": 60, "steps": 600, "marker_dir": str(markers)})
-    proc = _worker(tmp_path, "w", "--poll", "0.05")
+    proc = spawn("w", "--poll", "0.05")
     _wait_for(lambda: len(_markers(markers)) == 1, 30, "the job to start")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0, _logs(tmp_path)
