@@ -190,6 +190,7 @@ class Anonymiser:
                 self._train_gan(Z, s, frozen, main)
             elif cfg.method == "aae":
                 self._train_aae(Z, s, a, n_activities or int(a.max()) + 1, main)
+            self.release_ae_ = self.ae_.for_inference()
         self.history_.seconds = time.perf_counter() - started
         progress(1.0, f"{cfg.method} fitted")
         return self
@@ -411,7 +412,7 @@ class Anonymiser:
             raise ParameterError("target", "anon_dfi needs a target subject for every window")
         s = torch.as_tensor(subject if subject is not None else np.zeros(len(X)), dtype=torch.long)
         t = torch.as_tensor(target, dtype=torch.long) if target is not None else None
-        ae = self.ae_.for_inference()
+        ae = self.release_ae_
         parts = []
         for i in range(0, len(Z), batch_size):
             x = Z[i : i + batch_size]
@@ -449,6 +450,7 @@ class Anonymiser:
             self.ae_ = ConvAutoencoder(self.geometry_)
             self.ae_.load_state_dict(state["modules"]["ae_"])
             self.ae_.eval()
+            self.release_ae_ = self.ae_.for_inference()
         if "noise_" in state["modules"]:
             conditioned = self.config.method in ("anon_acg", "anon_dfi")
             self.noise_ = NoiseBranch(self.geometry_, self.config.latent, len(self.subjects_) if conditioned else 0,
