@@ -30,8 +30,12 @@ app.add_typer(data_app, name="data")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(db_app, name="db")
 
+_NO_STORE = {"hash-password", "db", "ui"}  # commands that must not open (or create) the store first
+
+
 @app.callback()
 def _global_options(
+    ctx: typer.Context,
     scheduler: Annotated[Optional[str], typer.Option(
         "--scheduler", help="Dask scheduler (tcp://HOST:8786) for fan-out inside jobs; default: local processes.",
         envvar="ANONAUDIT_DASK_SCHEDULER")] = None,
@@ -39,6 +43,10 @@ def _global_options(
     """Options that apply to every command."""
     if scheduler:
         os.environ["ANONAUDIT_DASK_SCHEDULER"] = scheduler  # read by compute.get_executor in this process and its workers
+    if ctx.invoked_subcommand not in _NO_STORE and not ctx.resilient_parsing:
+        from anonaudit.store import jobs
+
+        jobs.requeue_expired()  # jobs whose worker or inline command died, even where no worker runs
 
 
 QueueOpt = Annotated[bool, typer.Option("--queue", help="Only queue the job for `anonaudit worker`.")]
@@ -305,17 +313,17 @@ def jobs_logs(job_id: int) -> None:
 @jobs_app.command("cancel")
 def jobs_cancel(job_id: int) -> None:
     """Cancel a queued job, or ask a running one to stop."""
-    from anonaudit.store import jobs
+    from anonaudit import api
 
-    typer.echo(f"job {job_id}: {jobs.cancel_job(job_id)}")
+    typer.echo(f"job {job_id}: {api.cancel(job_id)}")
 
 
 @jobs_app.command("rerun")
 def jobs_rerun(job_id: int) -> None:
     """Queue a job again with the same kind, parameters and seed (linked to the original)."""
-    from anonaudit.store import jobs
+    from anonaudit import api
 
-    new_id = jobs.rerun_job(job_id)
+    new_id = api.rerun(job_id)
     typer.echo(f"queued job {new_id} as a re-run of job {job_id}; run `anonaudit worker` to process it")
 
 
@@ -363,12 +371,15 @@ def ui(
     from anonaudit import access
     from anonaudit.store.uploads import MAX_UPLOAD_BYTES
 
-    app_file = Path(__file__).resolve().parent.parent / "app" / "Home.py"
+    app_file = Path(__file__).resolve().parent.parent / "app" / "server.py"
     if not app_file.is_file():
         raise ParameterError("app", f"Streamlit app not found at {app_file}; run from a source checkout")
-    if address not in ("127.0.0.1", "localhost", "::1") and not access.configured_passwords():
+    passwords = access.configured_passwords()
+    if address not in ("127.0.0.1", "localhost", "::1") and not passwords:
         typer.echo(f"warning: serving on {address} without sign-in; set {access.ENV_PREFIX}STEWARD (and AUDITOR, "
                    "ENGINEER) or [auth.passwords] in .streamlit/secrets.toml", err=True)
+    for warning in access.weak_passwords(passwords):  # loud: a plain-text or cheap hash is a leak waiting to happen
+        typer.secho(f"WARNING: {warning}", err=True, fg="red", bold=True)
     procs = [subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(app_file), "--server.headless", "true",
                                "--server.address", address, "--server.port", str(port),
                                "--server.maxUploadSize", str(MAX_UPLOAD_BYTES // 2**20),
@@ -405,7 +416,8 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     typer.echo(f"database at {db.current_revision()}")
 
 
-@db_app.command("downgrade")
+# ignore_unknown_options: Click would otherwise read the documented "-1" as an option.
+@db_app.command("downgrade", context_settings={"ignore_unknown_options": True})
 def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. base or -1.")]) -> None:
     """Revert migrations down to REVISION."""
     from anonaudit.store import db

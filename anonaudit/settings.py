@@ -17,6 +17,7 @@ class Settings:
     database_url: str
     reports_dir: Path
     dask_scheduler: str | None
+    data_roots: tuple[Path, ...]  # folders whose files the app may import (its users are not the server's)
 
     @property
     def datasets_dir(self) -> Path:
@@ -37,4 +38,6 @@ def get_settings() -> Settings:
         database_url=url,
         reports_dir=reports,
         dask_scheduler=os.environ.get("ANONAUDIT_DASK_SCHEDULER") or None,
+        data_roots=tuple(Path(r).expanduser().resolve()
+                         for r in (os.environ.get("ANONAUDIT_DATA_ROOTS") or str(Path.cwd())).split(os.pathsep) if r),
     )

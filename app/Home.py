@@ -3,7 +3,8 @@
 The app never trains or imports in its own process: it submits jobs that `anonaudit worker`
 processes run (``anonaudit ui`` starts both), and it reads results from the same store as the CLI.
 This script runs before every page, so the sign-in gate (optional; see ``anonaudit.access``)
-covers every page in ``pages/``, including pages added later.
+covers every page in ``views/``, including pages added later (see DEVELOPERS.md for why the folder
+is not called ``pages/``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from anonaudit.store import datasets as dataset_store
 from anonaudit.store import db
 from anonaudit.store import jobs as job_store
 
-PAGES = Path(__file__).resolve().parent / "pages"
+PAGES = Path(__file__).resolve().parent / "views"
 
 
 def home() -> None:
@@ -40,22 +41,20 @@ def home() -> None:
                          hide_index=True, width="stretch")
         else:
             st.info("No datasets yet: import or upload one on the Datasets page, or run the main job on the sample data.")
-        st.page_link("pages/0_Datasets.py", label="Datasets: import, upload, inspect", icon="📂")
+        st.page_link("views/0_Datasets.py", label="Datasets: import, upload, inspect", icon="📂")
     with right:
         st.subheader("Main job")
         st.caption("Import, splits, evaluation, anonymised release and report, run by a worker.")
         path = st.text_input("Dataset path (on the server)", value="sample_data")
         if st.button("Queue main job", type="primary"):
-            from anonaudit.jobs.kinds.pipeline import PipelineParams
-
-            ui.submit("pipeline", PipelineParams, {"path": path})
+            ui.submit("pipeline", {"path": path})
     st.subheader("Newest jobs")
     jobs = job_store.list_jobs(limit=10)
     if jobs:
         ui.jobs_table(jobs, ["id", "kind", "status", "progress", "progress_message", "created_at", "error"])
     else:
         st.info("No jobs yet.")
-    st.page_link("pages/6_Jobs.py", label="Jobs: queue, history, reports, compare", icon="🗂️")
+    st.page_link("views/6_Jobs.py", label="Jobs: queue, history, reports, compare", icon="🗂️")
 
 
 st.set_page_config(page_title="anonaudit", page_icon="🛡️", layout="wide")

@@ -19,9 +19,8 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from anonaudit import access
 from anonaudit.errors import AnonauditError
-from anonaudit.jobs.params import parse_params
 from anonaudit.store import jobs as job_store
-from anonaudit.store.artifacts import file_of
+from anonaudit.store.artifacts import file_of, shown
 from anonaudit.store.uploads import save_upload
 
 ROLE_KEY = "anonaudit_role"
@@ -43,8 +42,17 @@ def current_role() -> str | None:
     return st.session_state.get(ROLE_KEY)
 
 
+@st.cache_resource
+def _throttle() -> access.SignInThrottle:
+    """One sign-in throttle per server process: shared by every session and browser tab."""
+    return access.SignInThrottle()
+
+
 def require_login() -> str:
-    """Show the sign-in form until a role's password is entered; returns the role."""
+    """Show the sign-in form until a role's password is entered; returns the role.
+
+    Nothing else renders before this returns: the entry point calls it before navigation.
+    """
     configured = passwords()
     role = current_role()
     if role is not None:
@@ -60,15 +68,25 @@ def require_login() -> str:
         password = st.text_input("Password", type="password")
         go = st.form_submit_button("Sign in", type="primary")
     if go:
-        if access.authenticate(chosen, password, configured):
+        try:
+            ok = _throttle().attempt(chosen, lambda: access.authenticate(chosen, password, configured))
+        except access.AccessDenied as exc:
+            st.error(str(exc))
+            st.stop()
+        if ok:
             st.session_state[ROLE_KEY] = chosen
             st.rerun()
         st.error("Wrong password for this role.")  # never echo what was typed
     st.stop()
 
 
+def denied(action: str, kind: str | None = None) -> str | None:
+    """Why the signed-in role may not take ``action`` (the policy lives in :mod:`anonaudit.access`)."""
+    return access.denied(current_role(), action, kind=kind)
+
+
 def may_release() -> bool:
-    return access.may_download_release(current_role())
+    return denied("download_release") is None
 
 
 # ---------------------------------------------------------------------------- uploads
@@ -81,15 +99,15 @@ def stored_upload(upload: UploadedFile, allowed: tuple[str, ...]) -> Path:
 
 
 # ---------------------------------------------------------------------------- jobs
-def submit(kind: str, params_cls: type, params: dict[str, Any]) -> int | None:
-    """Validate and queue a job; show the outcome. Returns the job id, or None on bad input."""
-    role = current_role()
-    if not access.may_submit(role, kind):
-        st.error(f"A {role or 'signed-out user'} may not run {kind!r} jobs: only a data steward releases data.")
-        return None
+def submit(kind: str, params: dict[str, Any]) -> int | None:
+    """Validate and queue a job; show the outcome. Returns the job id, or None on bad input.
+
+    The role, the parameters and the data roots of server paths are checked by ``api.submit``,
+    the same check every other path runs."""
+    from anonaudit import api
+
     try:
-        parse_params(params_cls, params)
-        job_id = job_store.submit_job(kind, params)
+        job_id = api.submit(kind, params, role=current_role() or "", restrict_paths=True)
     except AnonauditError as exc:
         st.error(str(exc))
         return None
@@ -133,9 +151,9 @@ def show_outputs(job_id: int) -> None:
     artifacts = job["artifacts"]
     for art in artifacts:
         path = file_of(art)
-        if art["name"].endswith(".png") and path.is_file():
+        if art["name"].endswith(".png") and shown(art["name"]) and path.is_file():
             st.image(str(path), caption=art["name"])
-    tables = [a for a in artifacts if a["name"].endswith(".csv") and not a["name"].startswith(("release/", "private/"))]
+    tables = [a for a in artifacts if a["name"].endswith(".csv") and shown(a["name"])]
     for art in tables:
         with st.expander(art["name"]):
             st.dataframe(pd.read_csv(file_of(art)), hide_index=True, width="stretch")

@@ -137,14 +137,14 @@ def main() -> None:
 
     pages = [
         timed_page("Home (counts, newest jobs)", APP / "Home.py", args.repeats),
-        timed_page("Jobs (1,000-job list, page 1 + evaluate job's report view)", APP / "pages" / "6_Jobs.py",
+        timed_page("Jobs (1,000-job list, page 1 + evaluate job's report view)", APP / "views" / "6_Jobs.py",
                    args.repeats, job=newest),
-        timed_page("Jobs: standalone HTML report preview (render + embed)", APP / "pages" / "6_Jobs.py", args.repeats,
+        timed_page("Jobs: standalone HTML report preview (render + embed)", APP / "views" / "6_Jobs.py", args.repeats,
                    setup=preview, job=newest),
-        timed_page("Anonymise (privacy–utility table and frontier, 200 releases)", APP / "pages" / "2_Anonymise.py",
+        timed_page("Anonymise (privacy–utility table and frontier, 200 releases)", APP / "views" / "2_Anonymise.py",
                    args.repeats),
-        timed_page("Evaluate (recent jobs + report view)", APP / "pages" / "1_Evaluate.py", args.repeats),
-        timed_page("Datasets (UTD-MHAD inertial summary and signals)", APP / "pages" / "0_Datasets.py", args.repeats),
+        timed_page("Evaluate (recent jobs + report view)", APP / "views" / "1_Evaluate.py", args.repeats),
+        timed_page("Datasets (UTD-MHAD inertial summary and signals)", APP / "views" / "0_Datasets.py", args.repeats),
     ]
     html_runs = [html_report() for _ in range(args.repeats)]
     pages.append({"page": "HTML report render only (write_report, evaluate job)", "cold_s": None,

@@ -7,43 +7,29 @@ test gets a throw-away database on the server named by ``ANONAUDIT_TEST_POSTGRES
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
 
-from anonaudit.store.db import dispose_engines
+from anonaudit.store.db import dispose_engines, scratch_postgres
 
 POSTGRES_URL = os.environ.get("ANONAUDIT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @contextmanager
 def _postgres_database() -> Iterator[str]:
-    """A fresh, uniquely named database on the test server, dropped afterwards."""
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool,
-                          connect_args={"connect_timeout": 10})
-    name = f"anonaudit_test_{uuid.uuid4().hex[:12]}"
+    """A fresh, uniquely named database on the test server, dropped afterwards; a failure if unusable."""
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        with scratch_postgres(POSTGRES_URL, "anonaudit_test") as url:
+            yield url
     except OperationalError as exc:
         reason = str(exc.orig or exc).strip().splitlines()[0]
         pytest.fail(f"PostgreSQL is needed by the tests but {make_url(POSTGRES_URL).render_as_string()} is not "
                     f"usable: {reason}. Start the server or set ANONAUDIT_TEST_POSTGRES_URL.", pytrace=False)
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        dispose_engines()
-        with admin.connect() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

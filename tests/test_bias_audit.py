@@ -22,7 +22,7 @@ from anonaudit.jobs.worker import run_worker
 from anonaudit.store import jobs as job_store
 
 from factories import import_imu_sample
-PAGE = Path(__file__).resolve().parents[1] / "app" / "pages" / "4_Bias_audit.py"
+PAGE = Path(__file__).resolve().parents[1] / "app" / "views" / "4_Bias_audit.py"
 
 
 def subjects_table(per_cell: dict[tuple[str, str], int]) -> pd.DataFrame:

@@ -178,7 +178,7 @@ def test_model_file_errors(tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match="model.*predict_proba"):
         load_model(tmp_path / "svc.joblib")
     (tmp_path / "junk.pkl").write_bytes(b"not a pickle")
-    with pytest.raises(ParameterError, match="model.*cannot load"):
+    with pytest.raises(ParameterError, match="model.*junk.pkl is not a joblib/pickle model"):
         load_model(tmp_path / "junk.pkl")
     with pytest.raises(ParameterError, match="not found"):
         load_model(tmp_path / "missing.joblib")

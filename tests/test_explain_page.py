@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from anonaudit.errors import ParameterError
 from anonaudit.store import jobs as job_store
 from anonaudit.store.uploads import save_upload, uploads_dir
 
-PAGE = Path(__file__).resolve().parents[1] / "app" / "pages" / "5_Explain.py"
+PAGE = Path(__file__).resolve().parents[1] / "app" / "views" / "5_Explain.py"
 
 
 def _planted_csv() -> bytes:
@@ -72,4 +73,4 @@ def test_save_upload_rejects_wrong_type_empty_and_oversized_files(tmp_path: Path
     with pytest.raises(ParameterError, match="limit"):
         save_upload(b"x" * 11, "a.csv", (".csv",), max_bytes=10)
     assert not uploads_dir().exists() or not any(uploads_dir().iterdir())
-    assert save_upload(b"a,b\n", "x.CSV.gz", (".csv", ".csv.gz")).name.endswith(".csv.gz")
+    assert save_upload(gzip.compress(b"a,b\n"), "x.CSV.gz", (".csv", ".csv.gz")).name.endswith(".csv.gz")

@@ -36,7 +36,7 @@ def test_main_job_end_to_end(db_url, small_sample):
     assert "privacy_utility.png" in {a["name"] for a in job["artifacts"]}
     assert job["result"]["n_subjects"] == 8
     names = {a["name"] for a in job["artifacts"]}
-    assert {"signals.png", "windows_per_activity.png", "subjects.csv", "subjects.parquet"} <= names
+    assert {"signals.png", "windows_per_activity.png", "private/subjects.csv", "private/subjects.parquet"} <= names
     # the release stage: an anonymised, pseudonymised copy judged by retrained attackers and checked
     assert {"release/samples.csv.gz", "anon_privacy_utility.png", "release_check.json"} <= names
     result = job["result"]
@@ -64,6 +64,13 @@ def test_main_job_end_to_end(db_url, small_sample):
     report = Path(job["report_path"])
     html = report.read_text()
     assert "data:image/png;base64," in html and "windows_per_activity.png" in html
+    # no release table and no original subject table is embedded, whoever downloads the report
+    import pandas as pd
+
+    released = pd.read_csv(get_settings().home / next(a["path"] for a in job["artifacts"]
+                                                      if a["name"] == "release/recordings.csv"))
+    assert "<h3>release/" not in html and "<h3>private/" not in html
+    assert not any(str(r) in html for r in released["recording"]), "released recording ids in the report"
     # later runs reuse the identical dataset instead of importing it twice; same parameters, same hash
     quick = dict(evaluate=False, explain=False, anonymise=None, dp=False, audit=False)
     again = [api.run_pipeline(small_sample, **quick) for _ in range(2)]

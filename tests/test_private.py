@@ -21,7 +21,7 @@ TINY = VAEConfig(widths=(4, 8), latent=6, n_steps=4, k=3)
 SPEC = InputSpec(1, (8, 8))
 JOB = {"data": "digits", "epochs": 1, "batch_size": 100, "n_train": 200, "widths": [4, 8], "latent": 8, "n_steps": 4,
        "k": 3, "n_eval": 60, "attack_iters": 3, "n_attack": 10, "mia_draws": 1, "reference_epochs": 2}
-PAGE = Path(__file__).resolve().parents[1] / "app" / "pages" / "3_Private_models.py"
+PAGE = Path(__file__).resolve().parents[1] / "app" / "views" / "3_Private_models.py"
 
 
 def digits(n: int = 200) -> np.ndarray:

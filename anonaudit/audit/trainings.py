@@ -63,7 +63,13 @@ def prepare_windows(ds: SensorDataset, folder: Path, *, window_s: float, stride_
         stride = (test_stride_s or window_s) if split == "test" else stride_s
         w = _sample_per_subject(make_windows(ds, window_s, stride, bounds=bounds), max_windows_per_subject, rng)
         if len(w) == 0:
-            raise DataError(f"dataset {ds.name!r}: no {split} windows of {window_s} s; recordings are too short")
+            share = bounds[1] - bounds[0]
+            longest = float(ds.recordings["length"].max()) / ds.sampling_rate
+            raise DataError(
+                f"dataset {ds.name!r}: no {split} windows of {window_s:g} s: the {split} part is the "
+                f"{100 * bounds[0]:.0f}–{100 * bounds[1]:.0f} % stretch of each recording, so a recording needs at "
+                f"least {window_s / share:.1f} s, and the longest here is {longest:.1f} s; set the window length "
+                f"(`--window-s`, parameter window_s) to at most {share * longest:.2f} s")
         for name, arr in (("X", w.X), ("y", w.y.astype(np.int16)), ("subject", w.subject.astype(np.int32))):
             atomic_write(folder / f"{split}_{name}.npy", lambda tmp, a=arr: np.save(tmp.open("wb"), a))
         counts[split] = len(w)

@@ -10,9 +10,6 @@ nothing above ``data/`` knows which source layout a dataset came from.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +19,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from anonaudit.data.inputs import brief, read_parquet, read_parquet_frame
 from anonaudit.errors import DataError
+from anonaudit.files import atomic_write, write_once
 
 UNLABELLED = -1
 FORMAT_VERSION = 1
@@ -31,6 +30,20 @@ SAMPLES_FILE = "samples.parquet"
 RECORDINGS_FILE = "recordings.parquet"
 SUBJECTS_FILE = "subjects.parquet"
 _LABEL_COLUMN = "__label__"
+# Plausible sampling rates (Hz) of movement sensors: a rate outside is a typo (1e300 for 100) that would
+# only fail much later, when rate × seconds sample windows overflow.
+MIN_SAMPLING_RATE = 0.1
+MAX_SAMPLING_RATE = 100_000.0
+
+
+def sampling_rate_problem(rate: object) -> str | None:
+    """Why ``rate`` is not a plausible sampling rate in Hz, or None; every place that sets a rate asks."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
+        return f"must be a number of Hz, got {type(rate).__name__}"
+    if not MIN_SAMPLING_RATE <= rate <= MAX_SAMPLING_RATE:
+        shown = repr(rate) if len(repr(rate)) <= 24 else f"{repr(rate)[:23]}…"
+        return f"must be between {MIN_SAMPLING_RATE:g} and {MAX_SAMPLING_RATE:g} Hz, got {shown}"
+    return None
 
 
 @dataclass
@@ -101,8 +114,9 @@ class SensorDataset:
     def validate(self) -> None:
         """Check internal consistency; raise :class:`DataError` naming what is wrong."""
         where = f"dataset {self.name!r}"
-        if not (np.isfinite(self.sampling_rate) and self.sampling_rate > 0):
-            raise DataError(f"{where}: sampling rate must be positive, got {self.sampling_rate}")
+        problem = sampling_rate_problem(self.sampling_rate)
+        if problem is not None:
+            raise DataError(f"{where}: sampling rate {problem}")
         if self.signals.ndim != 2 or self.signals.shape[1] != len(self.channels):
             raise DataError(
                 f"{where}: signals have shape {self.signals.shape} but {len(self.channels)} channels are named"
@@ -178,52 +192,72 @@ class SensorDataset:
         The files are written to a temporary sibling directory that is renamed into place only
         when complete, so a crash never leaves a directory that looks like a finished dataset.
         """
+        return atomic_write(Path(path), self._write)
+
+    def save_once(self, path: str | Path) -> bool:
+        """:meth:`save` to a content-addressed ``path``, unless a readable copy is already there.
+
+        Concurrent imports of the same data share the folder: the first to finish puts its copy in
+        place and the others keep it. Returns True if this call's copy was put in place.
+        """
+        return write_once(Path(path), self._write, keep=lambda p: self.check_files(p) is None)
+
+    def _write(self, folder: Path) -> None:
+        folder.mkdir()
+        arrays = [pa.array(self.signals[:, j]) for j in range(self.n_channels)]
+        arrays.append(pa.array(self.labels))
+        table = pa.Table.from_arrays(arrays, names=[*self.channels, _LABEL_COLUMN])
+        pq.write_table(table, folder / SAMPLES_FILE, compression="zstd", row_group_size=1 << 20)
+        self.recordings.to_parquet(folder / RECORDINGS_FILE, index=False)
+        self.subjects.to_parquet(folder / SUBJECTS_FILE, index=False)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "sampling_rate": self.sampling_rate,
+            "channels": self.channels,
+            "activities": self.activities,
+            "channel_groups": self.channel_groups,
+            "units": self.units,
+            "source": self.source,
+        }
+        (folder / META_FILE).write_text(json.dumps(meta, indent=2))
+
+    @staticmethod
+    def check_files(path: str | Path) -> str | None:
+        """Why :meth:`load` would fail on ``path`` (missing or damaged files), or None if it would not.
+
+        Reads the metadata, the Parquet footers and the recordings table only, so it is cheap
+        enough to run before reusing a stored copy.
+        """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
         try:
-            arrays = [pa.array(self.signals[:, j]) for j in range(self.n_channels)]
-            arrays.append(pa.array(self.labels))
-            table = pa.Table.from_arrays(arrays, names=[*self.channels, _LABEL_COLUMN])
-            pq.write_table(table, tmp / SAMPLES_FILE, compression="zstd", row_group_size=1 << 20)
-            self.recordings.to_parquet(tmp / RECORDINGS_FILE, index=False)
-            self.subjects.to_parquet(tmp / SUBJECTS_FILE, index=False)
-            meta = {
-                "format_version": FORMAT_VERSION,
-                "name": self.name,
-                "sampling_rate": self.sampling_rate,
-                "channels": self.channels,
-                "activities": self.activities,
-                "channel_groups": self.channel_groups,
-                "units": self.units,
-                "source": self.source,
-            }
-            (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
-            if path.exists():
-                old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old)
-            else:
-                os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+            meta = json.loads((path / META_FILE).read_text())
+            if meta.get("format_version") != FORMAT_VERSION:
+                return f"unsupported dataset format version {meta.get('format_version')}"
+            samples = pq.read_metadata(path / SAMPLES_FILE)
+            if samples.schema.to_arrow_schema().names != [*meta["channels"], _LABEL_COLUMN]:
+                return f"{SAMPLES_FILE} does not hold the channels {META_FILE} names"
+            lengths = pq.read_table(path / RECORDINGS_FILE, columns=["length"]).column(0).to_numpy()
+            if int(lengths.sum()) != samples.num_rows:
+                return f"{RECORDINGS_FILE} does not cover the {samples.num_rows} samples"
+            pq.read_metadata(path / SUBJECTS_FILE)
+        except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
 
     @classmethod
     def load(cls, path: str | Path) -> "SensorDataset":
-        """Read a dataset written by :meth:`save`."""
+        """Read a dataset written by :meth:`save`; a damaged directory is a DataError naming the file."""
         path = Path(path)
         meta_path = path / META_FILE
         if not meta_path.is_file():
             raise DataError("not an anonaudit dataset directory (no dataset.json)", file=path)
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise DataError(f"unsupported dataset format version {meta.get('format_version')}", file=meta_path)
-        table = pq.read_table(path / SAMPLES_FILE)
-        channels = list(meta["channels"])
+        meta = _read_meta(meta_path)
+        channels = [str(c) for c in meta["channels"]]
+        table = read_parquet(path / SAMPLES_FILE)
+        missing = [c for c in [*channels, _LABEL_COLUMN] if c not in table.column_names]
+        if missing:
+            raise DataError("column missing (dataset.json names it)", file=path / SAMPLES_FILE, column=missing[0])
         signals = np.empty((table.num_rows, len(channels)), dtype=np.float32)
         for j, name in enumerate(channels):
             signals[:, j] = table.column(name).to_numpy()
@@ -234,8 +268,8 @@ class SensorDataset:
             signals=signals,
             labels=table.column(_LABEL_COLUMN).to_numpy(),
             activities=list(meta["activities"]),
-            recordings=pd.read_parquet(path / RECORDINGS_FILE),
-            subjects=pd.read_parquet(path / SUBJECTS_FILE),
+            recordings=read_parquet_frame(path / RECORDINGS_FILE),
+            subjects=read_parquet_frame(path / SUBJECTS_FILE),
             channel_groups={k: list(v) for k, v in meta.get("channel_groups", {}).items()},
             units=dict(meta.get("units", {})),
             source=meta.get("source", ""),
@@ -244,6 +278,30 @@ class SensorDataset:
     @staticmethod
     def is_dataset_dir(path: str | Path) -> bool:
         return (Path(path) / META_FILE).is_file()
+
+
+_META_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str, "sampling_rate": (int, float), "channels": list, "activities": list, "channel_groups": dict,
+    "units": dict, "source": str,
+}
+_META_OPTIONAL = ("channel_groups", "units", "source")
+
+
+def _read_meta(file: Path) -> dict[str, Any]:
+    """``dataset.json``, checked so that loading fails on it only with a DataError naming the key."""
+    try:
+        meta = json.loads(file.read_bytes())
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise DataError("not valid JSON", file=file) from exc
+    version = meta.get("format_version") if isinstance(meta, dict) else None
+    if version != FORMAT_VERSION:
+        raise DataError(f"unsupported dataset format version {brief(version)}", file=file)
+    for key, types in _META_TYPES.items():
+        value = meta.get(key)
+        if (value is None and key not in _META_OPTIONAL) or (
+                value is not None and (isinstance(value, bool) or not isinstance(value, types))):
+            raise DataError(f"key {key!r} is missing or not a {getattr(types, '__name__', 'number')}", file=file)
+    return meta
 
 
 def concat_recordings(

@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from anonaudit.data.dataset import sampling_rate_problem
+from anonaudit.data.inputs import column_list
 from anonaudit.errors import ParameterError
 from anonaudit.files import atomic_write
 
@@ -31,9 +33,10 @@ class ColumnChoice:
     time: str | None = None
 
     def check(self, columns: list[str]) -> None:
-        """Every chosen column exists, no column plays two roles, the rate is positive."""
-        if not (self.sampling_rate > 0):
-            raise ParameterError("sampling_rate", f"must be a positive number of Hz, got {self.sampling_rate}")
+        """Every chosen column exists, no column plays two roles, the rate is plausible."""
+        problem = sampling_rate_problem(self.sampling_rate)
+        if problem is not None:
+            raise ParameterError("sampling_rate", problem)
         if not self.channels:
             raise ParameterError("channels", "choose at least one signal column")
         roles = {"subject": [self.subject], "recording": [self.recording], "activity": [self.activity],
@@ -44,7 +47,7 @@ class ColumnChoice:
                 if col is None:
                     continue
                 if col not in columns:
-                    raise ParameterError(role, f"column {col!r} is not in the file (it has {columns[:20]})")
+                    raise ParameterError(role, f"column {col!r} is not in the file (it has {column_list(columns)})")
                 if col in seen:
                     raise ParameterError(role, f"column {col!r} is already the {seen[col]} column")
                 seen[col] = role

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import resample_poly
 
-from anonaudit.data.dataset import SensorDataset, concat_recordings
+from anonaudit.data.dataset import SensorDataset, concat_recordings, sampling_rate_problem
 from anonaudit.errors import ParameterError
 
 
@@ -18,8 +18,9 @@ def resample(ds: SensorDataset, rate: float) -> SensorDataset:
     Signals go through an anti-aliasing polyphase filter per recording (so filters never
     smear across recording boundaries); labels take the value of the nearest earlier sample.
     """
-    if not (np.isfinite(rate) and rate > 0):
-        raise ParameterError("rate", f"must be a positive number of Hz, got {rate}")
+    problem = sampling_rate_problem(rate)
+    if problem is not None:
+        raise ParameterError("rate", problem)
     if rate == ds.sampling_rate:
         return ds
     ratio = Fraction(rate / ds.sampling_rate).limit_denominator(1000)

@@ -131,9 +131,13 @@ def recording_assignment(
         present = set(recs.loc[split_idx == SPLIT_NAMES.index(name), "subject"])
         missing = sorted(set(recs["subject"]) - present)
         if missing:
+            most = recs[recs["subject"].isin(missing)].groupby(["subject", "_activity"]).size().max()
             raise DataError(
-                f"subjects {missing} have too few recordings to appear in the {name!r} split; "
-                "use a time split or fewer splits"
+                f"subjects {missing} have too few recordings to appear in the {name!r} split: re-identification "
+                f"across recordings deals each subject's recordings of one activity out to the "
+                f"{', '.join(needed)} splits, which needs at least {len(needed)} recordings of one activity per "
+                f"subject, and these subjects have at most {int(most)}; record more sessions of them, or import the "
+                "dataset without them"
             )
     return assignment
 

@@ -246,6 +246,8 @@ def evaluate(
         return make_classifier(name, n_classes, config=replace(train_cfg, seed=cfg.seed + seed_offset),
                                channel_groups=groups_idx, channels=real.channels)
 
+    if "privacy" in cfg.protocols and reid_assignment is None:  # a split that cannot work fails before training
+        reid_assignment = recording_assignment(real, cfg.recording_fractions, by=cfg.recording_order)
     fidelity: dict[str, float] = {}
     distances = pd.DataFrame()
     if "utility" in cfg.protocols:

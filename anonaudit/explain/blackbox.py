@@ -9,13 +9,13 @@ are counted: that is the "black-box calls" figure of the explanations.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from anonaudit.data.inputs import brief
 from anonaudit.errors import DataError, ParameterError
 from anonaudit.explain.tabular import BINNED, Discretiser
 
@@ -31,7 +31,12 @@ def check_model(model: Any) -> Any:
 
 
 def load_model(path: str | Path) -> Any:
-    """A scikit-learn style model from a joblib or pickle file (only open files you trust)."""
+    """A scikit-learn style model from a joblib or pickle file (only open files you trust).
+
+    Unpickling a file that is not a pickle fails with whatever the bytes happen to decode to
+    (IndexError, KeyError, UnpicklingError …), and those messages may quote the file, so any
+    failure is reported as "not a joblib/pickle model", naming the file and the error type only.
+    """
     import joblib
 
     path = Path(path)
@@ -39,8 +44,11 @@ def load_model(path: str | Path) -> Any:
         raise ParameterError("model", f"model file {path} not found")
     try:
         model = joblib.load(path)
-    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, AttributeError, ImportError) as exc:
-        raise ParameterError("model", f"cannot load {path} with joblib/pickle: {exc}") from None
+    except ModuleNotFoundError as exc:
+        raise ParameterError("model", f"{path} needs the Python module {exc.name!r}, which is not installed") from exc
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        raise ParameterError("model", f"{path} is not a joblib/pickle model file ({type(exc).__name__} "
+                                      "while unpickling)") from exc
     return check_model(model)
 
 
@@ -76,6 +84,10 @@ class BlackBox:
                 missing = [c for c in self._model_columns if c not in discretiser.names]
                 if missing:
                     raise DataError("the model needs this column but the data has none", column=missing[0])
+        expected = getattr(model, "n_features_in_", None)
+        if self._model_columns is None and expected is not None and expected != len(discretiser.names):
+            raise ParameterError("model", f"expects {expected} features but the data has {len(discretiser.names)} "
+                                          "(not counting the target)")
 
     def raw_frame(self, codes: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
         """Raw values for codes: categories as they are, a random training value from each bin."""
@@ -95,14 +107,30 @@ class BlackBox:
         """Class probabilities ``(n, n_classes)`` for codes ``(n, m)``: one model call."""
         self.calls += len(codes)
         self.batches += 1
-        return np.asarray(self.model.predict_proba(self.model_input(codes, rng)))
+        return self._predict(self.model_input(codes, rng))
 
     def proba_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """Class probabilities for raw rows (the instance itself, when the model takes raw values)."""
         self.calls += len(frame)
         self.batches += 1
         frame = frame[self.discretiser.names].astype(self._dtypes.to_dict())
-        return np.asarray(self.model.predict_proba(self._to_model(frame)))
+        return self._predict(self._to_model(frame))
+
+    def _predict(self, rows: Any) -> np.ndarray:
+        """The model's class probabilities; a model that cannot take these rows is a ParameterError saying why."""
+        try:
+            return np.asarray(self.model.predict_proba(rows))
+        except (ValueError, TypeError) as exc:
+            text = ([str(n) for n, t in self._dtypes.items() if not pd.api.types.is_numeric_dtype(t)]
+                    if self.input == "raw" and self._model_columns is None else [])
+            if text:
+                raise ParameterError("model", f"has no feature names, so it takes the features by position, as "
+                                              f"numbers, but column {text[0]!r} holds text: use a model fitted on a "
+                                              "DataFrame with these column names (e.g. a Pipeline that encodes the "
+                                              "text), one on numeric features only, or one trained here (forest, "
+                                              "logreg, lda, knn)") from exc
+            raise ParameterError("model", f"cannot predict on the data's features ({type(exc).__name__}: "
+                                          f"{brief(str(exc))})") from exc
 
     def model_input(self, codes: np.ndarray, rng: np.random.Generator) -> Any:
         if self.input == "codes":

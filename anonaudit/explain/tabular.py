@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from anonaudit.data.inputs import brief, column_list, csv_header, csv_row, read_csv
 from anonaudit.errors import DataError, ParameterError
 
 ORDINAL, NOMINAL, BINNED = "ordinal", "nominal", "binned"
@@ -124,18 +125,21 @@ class Discretiser:
 
     @staticmethod
     def _codes(f: FeatureCoding, col: pd.Series) -> np.ndarray:
+        missing = np.flatnonzero(col.isna().to_numpy())
+        if len(missing):
+            raise DataError("missing value (every feature needs one)", column=f.name, row=int(missing[0]))
         if f.kind == BINNED:
             x = pd.to_numeric(col, errors="coerce").to_numpy(float)
             bad = np.flatnonzero(np.isnan(x))
             if len(bad):
-                raise DataError(f"value {col.iloc[bad[0]]!r} is not a number", column=f.name, row=int(bad[0]))
+                raise DataError(f"value {brief(col.iloc[bad[0]])} is not a number", column=f.name, row=int(bad[0]))
             return np.searchsorted(f.edges, x, side="left")
         lookup = {_key(v): i for i, v in enumerate(f.values)}
         keys = [_key(v) for v in col.tolist()]
         codes = np.fromiter((lookup.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
         bad = np.flatnonzero(codes < 0)
         if len(bad):
-            raise DataError(f"unseen category {col.iloc[bad[0]]!r}; known: {f.values}", column=f.name,
+            raise DataError(f"unseen category {brief(col.iloc[bad[0]])}; known: {brief(f.values)}", column=f.name,
                             row=int(bad[0]))
         return codes
 
@@ -158,18 +162,36 @@ def _key(value: object) -> object:
 
 # ---------------------------------------------------------------------------- loaders
 def load_csv(path: str | Path, target: str, *, drop: Sequence[str] = ()) -> TabularData:
-    """Any CSV with a target column: strings become categories, numbers stay numeric."""
+    """Any CSV with a target column: strings become categories, numbers stay numeric.
+
+    Every cell must hold a value (a rule's predicates need one for each feature): a missing one
+    is an error naming its column and line, not a category "nan" or a later "unseen category".
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", file=path)
-    frame = pd.read_csv(path, skipinitialspace=True)
-    if target not in frame.columns:
-        raise DataError(f"target column not found; columns are {list(frame.columns)}", file=path, column=target)
-    unknown = [c for c in drop if c not in frame.columns]
+    csv_header(path)  # an empty file, a binary one or a repeated column name fails here, naming the file
+    frame = read_csv(path, skipinitialspace=True, low_memory=False)  # one chunk: one type per column
+    columns = [str(c) for c in frame.columns]
+    if target not in columns:
+        raise DataError(f"target column not found; the file has {column_list(columns)}", file=path, column=target)
+    unknown = [c for c in drop if c not in columns]
     if unknown:
         raise DataError("column to drop not found", file=path, column=unknown[0])
+    if frame.empty:
+        raise DataError("no data rows", file=path)
+    frame = frame.drop(columns=list(drop))
+    bad = frame.isna()
+    numeric = frame.select_dtypes("number").columns
+    bad[numeric] |= np.isinf(frame[numeric])
+    if bad.to_numpy().any():
+        i = int(np.argmax(bad.to_numpy().any(axis=1)))
+        j = int(np.argmax(bad.to_numpy()[i]))
+        what = "missing value" if pd.isna(frame.iat[i, j]) else "infinite value"
+        raise DataError(f"{what} (every feature and the target need a finite one)", file=path,
+                        column=str(frame.columns[j]), row=csv_row(i))
     y = frame[target].astype(str).str.strip().to_numpy()
-    X = frame.drop(columns=[target, *drop])
+    X = frame.drop(columns=[target])
     for name in X.columns:
         if not pd.api.types.is_numeric_dtype(X[name]) and not pd.api.types.is_bool_dtype(X[name]):
             X[name] = X[name].astype(str).str.strip().astype("category")

@@ -1,13 +1,14 @@
 """Datasets in the store: import once (Parquet under the data home), open by name.
 
-The Parquet directory is written atomically before the database row; if registering fails
-the directory is removed again, so the two never disagree.
+The Parquet folder is content-addressed (``<name>-<digest>``) and written atomically before the
+database row. Concurrent imports of the same data share one folder and one row; a failing import
+removes only a folder it wrote itself and no row points at, so it never deletes from under a
+registered dataset.
 """
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,7 @@ def import_dataset(
     existing = store.find_dataset(ds.name)
     if existing is not None and existing["content_sha256"] == digest:
         ctx.log(f"dataset {ds.name!r} already imported with identical content; reusing it")
+        _keep_readable(ctx, ds, existing["storage_path"])
         progress(1.0, "already imported")
         return ds, existing
     if existing is not None and not replace:
@@ -82,18 +84,36 @@ def import_dataset(
 
 def register_derived(ctx: JobContext, ds: SensorDataset, *, format: str, replace: bool = False,
                      source_path: str | None = None, digest: str | None = None) -> dict[str, Any]:
-    """Save a dataset as Parquet and register it; the files are removed again if registering fails."""
+    """Save a dataset as Parquet in its content-addressed folder and register it.
+
+    If registering fails, the folder is removed only if this call wrote it and no registered row
+    points at it (a concurrent import of the same data may have registered it meanwhile).
+    """
     check_name(ds.name)
     digest = digest or content_hash(ds)
     target = get_settings().datasets_dir / f"{ds.name}-{digest[:12]}"
-    ds.save(target)
+    wrote = ds.save_once(target)
     try:
-        return store.register_dataset(ds.name, format, source_path=source_path, storage_path=str(target),
-                                      summary=ds.summary(), content_sha256=digest, import_job_id=ctx.job_id,
-                                      replace=replace)
+        record = store.register_dataset(ds.name, format, source_path=source_path, storage_path=str(target),
+                                        summary=ds.summary(), content_sha256=digest, import_job_id=ctx.job_id,
+                                        replace=replace)
     except BaseException:
-        shutil.rmtree(target, ignore_errors=True)
+        if wrote:
+            store.remove_files(str(target))
         raise
+    if record["import_job_id"] != ctx.job_id:
+        ctx.log(f"dataset {ds.name!r} was registered concurrently with identical content; reusing it")
+    _keep_readable(ctx, ds, record["storage_path"])  # a concurrent removal may have missed our row
+    return record
+
+
+def _keep_readable(ctx: JobContext, ds: SensorDataset, storage_path: str) -> None:
+    """Write ``ds`` to the folder a registered row points at again if its files are missing or damaged."""
+    problem = SensorDataset.check_files(storage_path)
+    if problem is not None:
+        ctx.log(f"stored files of dataset {ds.name!r} are unreadable ({problem}); writing them again",
+                level="warning")
+        ds.save_once(storage_path)
 
 
 def open_dataset(name_or_id: str | int) -> SensorDataset:

@@ -2,14 +2,21 @@
 
 A job's parameters travel as JSON (CLI, app, database); ``parse_params`` turns them into the
 kind's dataclass, rejecting unknown names and wrong types with a message naming the parameter.
+Numbers are counts, sizes, durations, rates, weights and budgets, so one rule holds for all of
+them: finite and not negative (a field that may be negative says so with ``signed``), and
+strictly positive where the name says it is a size, a duration, a rate or a budget (``POSITIVE``:
+a 0-epoch training or a 0-second window is never meant). Each dataclass's ``check`` adds what is
+particular to it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from anonaudit.errors import ParameterError
@@ -50,6 +57,8 @@ def parse_params(cls: type[P], params: Mapping[str, Any]) -> P:
     for name, value in params.items():
         if not _accepts(hints[name], value):
             raise ParameterError(name, f"expected {hints[name]}, got {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            _check_number(name, value, fields[name])
     obj = cls(**params)
     check = getattr(obj, "check", None)
     if callable(check):
@@ -57,6 +66,26 @@ def parse_params(cls: type[P], params: Mapping[str, Any]) -> P:
     return obj
 
 
+SIGNED = {"signed": True}  # field(metadata=SIGNED): a number that may be negative
+POSITIVE = ("epochs", "batch_size", "window_s", "stride_s", "n_boot", "draws", "repeats", "_hz", "lr", "n_trees",
+            "n_instances", "n_train", "n_steps", "train_subjects", "max_grad_norm", "epsilon", "delta")
+
+
+def _check_number(name: str, value: float, spec: dataclasses.Field[Any]) -> None:
+    if not math.isfinite(value):
+        raise ParameterError(name, f"must be a finite number, got {value}")
+    if value < 0 and not spec.metadata.get("signed"):
+        raise ParameterError(name, f"must not be negative, got {value}")
+    if value == 0 and name.endswith(POSITIVE):
+        raise ParameterError(name, "must be positive, got 0")
+
+
 def to_params(obj: Any) -> dict[str, Any]:
     """The JSON-ready parameter dict of a params dataclass (what gets stored with the job)."""
     return dataclasses.asdict(obj)
+
+
+def check_exists(name: str, path: str) -> None:
+    """A parameter naming a file or folder must name one that exists (checked before queueing)."""
+    if not Path(path).expanduser().exists():
+        raise ParameterError(name, f"{path!r} does not exist")

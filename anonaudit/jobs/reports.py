@@ -9,6 +9,7 @@ import pandas as pd
 from anonaudit.files import atomic_write
 from anonaudit.reporting.html import ReportData, render_html
 from anonaudit.settings import get_settings
+from anonaudit.store import artifacts as artifact_store
 from anonaudit.store import datasets as dataset_store
 from anonaudit.store.db import UrlOrEngine
 from anonaudit.store import jobs as job_store
@@ -27,7 +28,7 @@ def write_report(job_id: int, out: str | Path | None = None, *, url: UrlOrEngine
     data = ReportData(
         job=job,
         metrics=pd.DataFrame(job.get("metrics", []), columns=["name", "value", "step", "tags"]),
-        artifacts=job.get("artifacts", []),
+        artifacts=[{**a, "shown": artifact_store.shown(a["name"])} for a in job.get("artifacts", [])],
         logs=job_store.job_logs(job_id, url=url),
         artifact_root=get_settings().home,
         dataset={k: v for k, v in dataset.items() if k != "summary"} if dataset else None,

@@ -32,7 +32,7 @@ from sqlalchemy.exc import OperationalError
 
 from anonaudit.errors import AnonauditError, JobCancelled
 from anonaudit.jobs.context import JobContext, WorkerStopping
-from anonaudit.jobs.registry import get_kind, known_kinds
+from anonaudit.jobs.registry import get_kind, known_kinds, validate
 from anonaudit.progress import ProgressFn
 from anonaudit.store import artifacts
 from anonaudit.store import jobs as job_store
@@ -215,8 +215,8 @@ def run_job_now(kind: str, params: dict[str, Any], *, seed: int | None = None, d
     Returns the finished job; if the job failed, its exception is raised after the failure was
     recorded (``AnonauditError`` messages are meant for the user).
     """
-    get_kind(kind)  # an unknown kind is a usage error, not a job
-    worker_id = f"{default_worker_id()}:inline"
+    validate(kind, params)  # an unknown kind or a bad parameter is a usage error, not a job
+    worker_id = f"{default_worker_id()}{job_store.INLINE}"
     job = job_store.start_job(kind, params, worker_id, DEFAULT_LEASE_S, seed=seed, dataset_id=dataset_id, url=url)
     error = _execute(job, worker_id, DEFAULT_LEASE_S, url=url, on_progress=progress)
     if error is not None:

@@ -71,7 +71,7 @@ def _artifact_sections(data: ReportData) -> tuple[str, str, str]:
     for art in data.artifacts:
         path = data.artifact_root / art["path"]
         name = html.escape(art["name"])
-        private = art["name"].startswith("private/")  # linkage and models naming real subjects: listed, never shown
+        private = not art.get("shown", False)  # names real subjects, or is released data: listed, never shown
         where = "kept in the job store only" if private else html.escape(str(art["path"]))
         listing.append(
             f"<tr><td>{name}</td><td>{html.escape(art.get('kind') or '')}</td><td>{art.get('size_bytes', 0):,}</td>"

@@ -27,6 +27,10 @@ from anonaudit.settings import get_settings
 
 STAGING = ".staging"
 RESUME = ".resume"
+# folders of a job whose files are never shown in a report or a page: private/ names real people
+# (linkage, models, the original subjects table); release/ is the released data itself, which
+# leaves the store only through the release check's gate
+UNSHOWN = ("private/", "release/")
 
 _KIND_BY_SUFFIX = {
     ".png": "plot", ".svg": "plot", ".jpg": "plot", ".jpeg": "plot", ".pdf": "plot",
@@ -50,6 +54,11 @@ class ArtifactRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def shown(name: str) -> bool:
+    """Whether an artifact may be embedded in a report or shown in the app, whatever the role."""
+    return not name.startswith(UNSHOWN)
 
 
 def job_dir(job_id: int) -> Path:

@@ -6,7 +6,6 @@ job results can use them without a session.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from anonaudit.data.dataset import SensorDataset
 from anonaudit.errors import NotFoundError, ParameterError
+from anonaudit.files import remove_unless
 from anonaudit.settings import get_settings
 from anonaudit.store.db import UrlOrEngine, session_scope
 from anonaudit.store.jobs import to_json
@@ -42,11 +43,22 @@ def _get(session: Session, name_or_id: str | int) -> Dataset:
     return found
 
 
-def _remove_files(storage_path: str) -> None:
-    """Delete a dataset's folder, but only inside the data home (never a user's own files)."""
+def remove_files(storage_path: str, *, url: UrlOrEngine = None) -> bool:
+    """Delete a dataset's folder unless a registered row points at it; True if deleted.
+
+    Only folders inside the data home are deleted (never a user's own files). A registration that
+    commits while the folder is being removed finds it gone and writes it again
+    (:func:`anonaudit.jobs.datasets.register_derived`), so no row is left pointing at nothing.
+    """
     path = Path(storage_path).resolve()
-    if path.is_relative_to(get_settings().datasets_dir.resolve()):
-        shutil.rmtree(path, ignore_errors=True)
+    if not path.is_relative_to(get_settings().datasets_dir.resolve()):
+        return False
+    return remove_unless(path, lambda: _points_at(path, url))
+
+
+def _points_at(path: Path, url: UrlOrEngine) -> bool:
+    with session_scope(url) as session:
+        return any(Path(p).resolve() == path for p in session.scalars(select(Dataset.storage_path)))
 
 
 def register_dataset(name: str, format: str, *, storage_path: str, summary: Mapping[str, Any],
@@ -56,6 +68,8 @@ def register_dataset(name: str, format: str, *, storage_path: str, summary: Mapp
 
     Counts (sampling rate, subjects, …) are read from ``summary``. With ``replace=True`` a dataset
     of the same name is unregistered in the same transaction and its files removed afterwards.
+    A dataset of the same name and content (registered by a concurrent import) is returned as it
+    is, so racing imports of the same data all succeed; different content is a ParameterError.
     """
     missing = [key for key in _COUNTS if key not in summary]
     if missing:
@@ -65,10 +79,11 @@ def register_dataset(name: str, format: str, *, storage_path: str, summary: Mapp
     try:
         with session_scope(url) as session:
             old = _find(session, name)
+            if old is not None and not replace and old.content_sha256 == content_sha256:
+                return old.to_dict()  # the same data registered by a concurrent import: share its row
             if old is not None:
                 if not replace:
-                    raise ParameterError("name", f"a dataset named {name!r} is already registered; "
-                                                 "choose another name or replace it")
+                    raise _taken(name)
                 replaced = old.storage_path
                 session.delete(old)
                 session.flush()
@@ -76,11 +91,21 @@ def register_dataset(name: str, format: str, *, storage_path: str, summary: Mapp
                           summary=to_json(dict(summary), "summary"), content_sha256=content_sha256,
                           import_job_id=import_job_id, created_at=utcnow(), **counts)
             session.add(row)
-    except IntegrityError:
-        raise ParameterError("name", f"a dataset named {name!r} was registered concurrently; retry") from None
+    except IntegrityError:  # a concurrent registration of the name committed first
+        winner = find_dataset(name, url=url)
+        if winner is None:
+            raise
+        if winner["content_sha256"] == content_sha256:
+            return winner
+        raise _taken(name) from None
     if replaced is not None and Path(replaced).resolve() != Path(storage_path).resolve():
-        _remove_files(replaced)
+        remove_files(replaced, url=url)
     return row.to_dict()
+
+
+def _taken(name: str) -> ParameterError:
+    return ParameterError("name", f"a different dataset named {name!r} is already registered; "
+                                  "choose another name or replace it")
 
 
 def find_dataset(name_or_id: str | int, *, url: UrlOrEngine = None) -> dict[str, Any] | None:
@@ -121,5 +146,10 @@ def delete_dataset(name_or_id: str | int, *, url: UrlOrEngine = None) -> str:
         row = _get(session, name_or_id)
         path = row.storage_path
         session.delete(row)
-    _remove_files(path)
+    remove_files(path, url=url)
     return path
+
+
+def unreadable_datasets(*, url: UrlOrEngine = None) -> list[str]:
+    """Names of registered datasets whose files are missing or damaged: each one is data lost."""
+    return [row["name"] for row in list_datasets(url=url) if SensorDataset.check_files(row["storage_path"])]

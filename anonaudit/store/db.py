@@ -123,24 +123,32 @@ def alembic_config(url: UrlOrEngine = None) -> Any:
     return config
 
 
-def upgrade(url: UrlOrEngine = None, revision: str = "head") -> None:
-    """Apply migrations up to ``revision``."""
+def _migrate(url: UrlOrEngine, revision: str, *, down: bool) -> None:
+    """Run Alembic's upgrade or downgrade; a revision it cannot reach becomes an error naming the known ones."""
     from alembic import command
+    from alembic.util import CommandError
 
     key = _url(url)
     with _lock:
         _at_head.discard(key)
-    command.upgrade(alembic_config(key), revision)
+    try:
+        (command.downgrade if down else command.upgrade)(alembic_config(key), revision)
+    except CommandError as exc:
+        raise AnonauditError(
+            f"cannot migrate {safe_url(key)} to revision {revision!r}: {exc}; the database is at "
+            f"{current_revision(key) or 'base'}, known revisions are base, {', '.join(_revisions())} (head), "
+            "or a number of steps such as -1"
+        ) from None
+
+
+def upgrade(url: UrlOrEngine = None, revision: str = "head") -> None:
+    """Apply migrations up to ``revision``."""
+    _migrate(url, revision, down=False)
 
 
 def downgrade(url: UrlOrEngine = None, *, revision: str) -> None:
     """Revert migrations down to ``revision`` (e.g. ``"-1"`` or ``"base"``)."""
-    from alembic import command
-
-    key = _url(url)
-    with _lock:
-        _at_head.discard(key)
-    command.downgrade(alembic_config(key), revision)
+    _migrate(url, revision, down=True)
 
 
 def current_revision(url: UrlOrEngine = None) -> str | None:
@@ -149,6 +157,13 @@ def current_revision(url: UrlOrEngine = None) -> str | None:
 
     with get_engine(url).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def _revisions() -> list[str]:
+    """Every revision in ``migrations/``, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    return [script.revision for script in ScriptDirectory(str(migrations_dir())).walk_revisions()][::-1]
 
 
 def head_revision() -> str:
@@ -168,10 +183,7 @@ def ensure_schema(url: UrlOrEngine = None) -> None:
         return
     current, head = current_revision(key), head_revision()
     if current != head:
-        from alembic.script import ScriptDirectory
-
-        known = {s.revision for s in ScriptDirectory(str(migrations_dir())).walk_revisions()}
-        if current is not None and current not in known:
+        if current is not None and current not in _revisions():
             raise AnonauditError(
                 f"database {safe_url(key)} is at schema revision {current}, which this version of "
                 "anonaudit does not know; upgrade anonaudit"
@@ -179,3 +191,32 @@ def ensure_schema(url: UrlOrEngine = None) -> None:
         upgrade(key)
     with _lock:
         _at_head.add(key)
+
+
+@contextmanager
+def scratch_postgres(server_url: str, prefix: str = "anonaudit_scratch") -> Iterator[str]:
+    """A fresh, uniquely named database on a PostgreSQL server, dropped afterwards (tests, benchmarks).
+
+    ``server_url`` names any database the role may connect to and create databases from.
+    """
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.pool import NullPool
+
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool,
+                          connect_args={"connect_timeout": 10})
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            dispose_engines()
+            with admin.connect() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    finally:
+        admin.dispose()

@@ -50,6 +50,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 MetricRow = tuple[str, float | None, int | None, Mapping[str, Any] | None]
 
 
+INLINE = ":inline"  # worker-id suffix of a job a command runs in its own process
+
+
 class JobStateError(AnonauditError):
     """The job is in a state that does not allow the operation (e.g. cancelling a finished job)."""
 
@@ -338,7 +341,9 @@ def requeue_expired(now: datetime | None = None, *, url: UrlOrEngine = None) -> 
     """Recover running jobs whose worker stopped heart-beating; returns their ids.
 
     A job goes back to the queue while it has attempts left, else it fails; a job whose
-    cancellation was requested is cancelled.
+    cancellation was requested is cancelled; a job run inline by a command that died fails
+    (re-queuing it would start it in a worker nobody asked for). Workers call this on every
+    poll and the CLI before every command that opens the store.
     """
     now = now or utcnow()
     stmt = (select(Job).where(Job.status == RUNNING, Job.lease_expires_at < now)
@@ -350,6 +355,11 @@ def requeue_expired(now: datetime | None = None, *, url: UrlOrEngine = None) -> 
             if job.cancel_requested:
                 _end(job, CANCELLED)
                 _log(session, job.id, "warning", f"{lost}; cancelled as requested")
+            elif (job.worker_id or "").endswith(INLINE):  # its command is gone: nobody waits for a retry
+                _end(job, FAILED)
+                job.error = (f"the command that ran it inline stopped ({lost}); "
+                             f"`anonaudit jobs rerun {job.id}` queues it again")
+                _log(session, job.id, "error", job.error)
             elif job.attempts < job.max_attempts:
                 job.status, job.worker_id, job.lease_expires_at = QUEUED, None, None
                 _log(session, job.id, "warning",

@@ -9,7 +9,6 @@ row 1); for Parquet files the 1-based row index; for MATLAB files the 1-based sa
 
 from __future__ import annotations
 
-import gzip
 import inspect
 import lzma
 import re
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from anonaudit.data.dataset import SensorDataset
+from anonaudit.data.inputs import csv_header
 from anonaudit.data.loaders.hapt import HEADER as HAPT_HEADER
 from anonaudit.data.loaders.hapt import load_hapt
 from anonaudit.data.loaders.sisfall import ARCHIVE as SISFALL_ARCHIVE
@@ -129,9 +129,8 @@ def _is_sisfall_archive(path: Path) -> bool:
 
 
 def _csv_header(path: Path) -> list[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
+    """The header of a CSV(.gz) file, or nothing when it has none: this only guesses a format."""
     try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-            return [c.strip() for c in f.readline().split(",")]
-    except (OSError, EOFError):
+        return csv_header(path)
+    except DataError:
         return []

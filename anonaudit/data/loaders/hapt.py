@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 
 from anonaudit.data.dataset import UNLABELLED, SensorDataset
+from anonaudit.data.inputs import csv_header, csv_row
 from anonaudit.data.loaders.tabular import (
     check_finite,
-    csv_header,
-    csv_row,
     read_csv_checked,
     repeated_run,
     require_columns,

@@ -209,9 +209,9 @@ def _raise_bad_line(text: bytes, where: str) -> None:
             values = [int(f) for f in body[:-1].split(b",")] if body.endswith(b";") else []
         except ValueError:
             values = []
-        if len(values) != len(CHANNELS):
-            shown = body[:80].decode("latin-1")
-            raise DataError(f"expected 9 comma-separated integers ending in ';', got {shown!r}",
+        if len(values) != len(CHANNELS):  # described, not quoted: a message shows no line of a file
+            found = f"{len(body.rstrip(b';').split(b','))} fields" + ("" if body.endswith(b";") else ", no ';'")
+            raise DataError(f"expected 9 comma-separated integers ending in ';', found {found}",
                             file=where, row=number)
     raise DataError("cannot parse the samples", file=where)
 

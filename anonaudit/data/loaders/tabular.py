@@ -27,14 +27,23 @@ from __future__ import annotations
 
 import fnmatch
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
-from anonaudit.data.dataset import UNLABELLED, SensorDataset
+from anonaudit.data.dataset import UNLABELLED, SensorDataset, sampling_rate_problem
+from anonaudit.data.inputs import (
+    brief,
+    column_list,
+    csv_header,
+    csv_row,
+    parquet_columns,
+    read_csv,
+    read_parquet_frame,
+)
 from anonaudit.errors import DataError
 from anonaudit.progress import ProgressFn, null_progress
 
@@ -58,63 +67,70 @@ _SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     },
 }
 _FREE_SECTIONS = ("channel_groups", "units")  # user-chosen keys, checked by value type
+# words pandas' C parser turns into 1.0 / 0.0 when they fill a numeric column (or one read chunk of it)
+_BOOL_WORDS = ["True", "TRUE", "true", "False", "FALSE", "false"]
+_MAX_ACTIVITIES = int(np.iinfo(np.int16).max)  # labels are int16 codes
 
 
 # ---------------------------------------------------------------------------- shared helpers
-def csv_row(index: int | np.integer) -> int:
-    """Row number reported for the 0-based data row ``index`` of a CSV with a header line."""
-    return int(index) + 2
-
-
 def file_row(file: Path, index: int | np.integer) -> int:
     """Reported row number for data row ``index`` of ``file`` (CSV: line number; Parquet: 1-based)."""
     return int(index) + 1 if file.suffix == ".parquet" else csv_row(index)
-
-
-def csv_header(file: Path) -> list[str]:
-    """Column names of a CSV(.gz) file, read without loading the data."""
-    try:
-        return [str(c) for c in pd.read_csv(file, nrows=0).columns]
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read CSV header: {exc}", file=file) from exc
 
 
 def require_columns(file: Path, available: list[str], needed: list[str]) -> None:
     """Raise a DataError naming the file and the first needed column it lacks."""
     for col in needed:
         if col not in available:
-            raise DataError(f"missing column (file has {available[:20]})", file=file, column=col)
+            raise DataError(f"missing column (the file has {column_list(available)})", file=file, column=col)
+
+
+def _numeric(dtype: Any) -> bool:
+    return dtype is not str and np.issubdtype(np.dtype(dtype), np.number)
 
 
 def read_csv_checked(file: Path, dtypes: dict[str, Any]) -> pd.DataFrame:
-    """Read ``dtypes``' columns with the C parser; a value that does not parse names its row.
+    """Read ``dtypes``' columns with the C parser; a value that is not a number names its row.
 
-    Explicit dtypes keep big files fast; pandas' own conversion errors carry no row number,
-    so on failure the offending columns are re-read as text to locate the first bad value.
+    Explicit dtypes keep big files fast, but pandas' conversion errors carry no row number and
+    it reads a numeric column of True/False as 1.0/0.0. So True/False are read as missing in
+    numeric columns, and after a conversion error or any missing number the numeric columns are
+    re-read as text to locate the first bad value (missing floats are left to the caller).
     """
+    numeric = [c for c, t in dtypes.items() if _numeric(t)]
     try:
-        return pd.read_csv(file, usecols=list(dtypes), dtype=dtypes, engine="c")
-    except pd.errors.ParserError as exc:
-        raise DataError(f"malformed CSV: {exc}", file=file) from exc
+        frame = read_csv(file, dtype=dtypes, na_values={c: _BOOL_WORDS for c in numeric})
     except (ValueError, OverflowError) as exc:
         _raise_unparsable(file, dtypes)
         raise DataError(f"cannot parse: {exc}", file=file) from exc
+    if frame[numeric].isna().to_numpy().any():
+        _raise_unparsable(file, dtypes)
+    return frame[list(dtypes)]
 
 
 def _raise_unparsable(file: Path, dtypes: dict[str, Any]) -> None:
-    numeric = [c for c, t in dtypes.items() if t is not str and np.issubdtype(np.dtype(t), np.number)]
-    raw = pd.read_csv(file, usecols=numeric, dtype=str, engine="c")
+    """Raise a DataError at the first (in file order) cell of a numeric column that is not a number of its type."""
+    numeric = [c for c, t in dtypes.items() if _numeric(t)]
+    raw = read_csv(file, dtype={c: str for c in numeric})
+    first_bad: dict[str, int] = {}
     for col in numeric:
         text = raw[col]
         values = pd.to_numeric(text, errors="coerce")
         bad = values.isna() & text.notna()
         if np.issubdtype(np.dtype(dtypes[col]), np.integer):
-            bad |= text.isna() | (values % 1 != 0)
+            limits = np.iinfo(dtypes[col])
+            bad |= text.isna() | (values % 1 != 0) | (values < limits.min) | (values > limits.max)
         if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            what = "missing value" if pd.isna(text.iat[i]) else f"not a number: {text.iat[i]!r}"
-            expected = "an integer" if np.issubdtype(np.dtype(dtypes[col]), np.integer) else "a number"
-            raise DataError(f"{what} (expected {expected})", file=file, column=col, row=csv_row(i))
+            first_bad[col] = int(np.argmax(bad.to_numpy()))
+    if not first_bad:
+        return
+    col = min(first_bad, key=first_bad.__getitem__)
+    cell = raw[col].iat[first_bad[col]]
+    kind = np.dtype(dtypes[col])
+    expected = f"an integer in [{np.iinfo(kind).min}, {np.iinfo(kind).max}]" if np.issubdtype(kind, np.integer) \
+        else "a number"
+    what = f"missing value (expected {expected})" if pd.isna(cell) else f"not {expected}: {brief(cell)}"
+    raise DataError(what, file=file, column=col, row=csv_row(first_bad[col]))
 
 
 def check_finite(file: Path, values: np.ndarray, columns: list[str]) -> None:
@@ -124,7 +140,9 @@ def check_finite(file: Path, values: np.ndarray, columns: list[str]) -> None:
     if bad.any():
         i = int(np.argmax(bad.any(axis=1)))
         j = int(np.argmax(bad[i]))
-        raise DataError(f"non-finite value {values[i, j]}", file=file, column=columns[j], row=file_row(file, i))
+        what = "an empty cell or NaN" if np.isnan(values[i, j]) else "inf, or too large for the column's type"
+        raise DataError(f"non-finite value {values[i, j]} ({what})", file=file, column=columns[j],
+                        row=file_row(file, i))
 
 
 def run_starts(codes: np.ndarray) -> np.ndarray:
@@ -157,7 +175,9 @@ def _read_mapping(file: Path) -> dict[str, Any]:
     """Parse and type-check the mapping; every error names the mapping file and the key."""
     try:
         mapping = tomllib.loads(file.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise DataError("not UTF-8 text, so not a TOML mapping", file=file) from exc
+    except tomllib.TOMLDecodeError as exc:
         raise DataError(f"invalid TOML: {exc}", file=file) from exc
 
     def fail(key: str, message: str) -> DataError:
@@ -186,9 +206,9 @@ def _read_mapping(file: Path) -> dict[str, Any]:
                 raise fail(f"{section}.{key}", f"wrong type {type(value).__name__}")
             if isinstance(value, str) and not value:
                 raise fail(f"{section}.{key}", "must not be empty")
-    rate = mapping["dataset"]["sampling_rate"]
-    if not (np.isfinite(rate) and rate > 0):
-        raise fail("dataset.sampling_rate", f"must be a positive number of Hz, got {rate}")
+    problem = sampling_rate_problem(mapping["dataset"]["sampling_rate"])
+    if problem is not None:
+        raise fail("dataset.sampling_rate", f"{problem} (set [dataset] sampling_rate to the samples per second)")
     channels = mapping["columns"]["channels"]
     if not channels or not all(isinstance(c, str) and c for c in channels):
         raise fail("columns.channels", "must be a non-empty list of column names")
@@ -201,21 +221,33 @@ def _read_mapping(file: Path) -> dict[str, Any]:
     return mapping
 
 
-def _expand(patterns: list[str], names: list[str], *, file: Path, key: str, exclude: set[str]) -> list[str]:
-    """Expand globs against ``names`` (file order within a pattern); each pattern must match."""
+def _expand(patterns: list[str], names: list[str], *, file: Path, key: str, taken: Mapping[str, str],
+            in_file: bool) -> list[str]:
+    """Expand globs against ``names`` (file order within a pattern); each pattern must match.
+
+    ``taken`` maps columns that play another role to that role: a glob skips them, naming one is
+    an error. ``in_file``: ``names`` are the file's columns (else the mapping's channels).
+    """
     out: list[str] = []
     for pattern in patterns:
+        if pattern in taken:
+            raise DataError(f"key {key!r}: this column is already the {taken[pattern]} column", file=file,
+                            column=pattern)
         if pattern in names:
             matches = [pattern]
         else:
-            matches = [n for n in names if n not in exclude and fnmatch.fnmatchcase(n, pattern)]
+            matches = [n for n in names if n not in taken and fnmatch.fnmatchcase(n, pattern)]
         if not matches:
-            raise DataError(f"key {key!r}: {pattern!r} matches no column", file=file, column=pattern)
+            where = "the file has" if in_file else "the channels are"
+            raise DataError(f"key {key!r}: {brief(pattern)} matches no column ({where} "
+                            f"{column_list(names, header=in_file)})", file=file, column=pattern)
         out.extend(m for m in matches if m not in out)
     return out
 
 
 def _resolve(mapping_file: Path, relative: str, key: str, suffixes: tuple[str, ...]) -> Path:
+    if "\0" in relative:
+        raise DataError(f"key {key!r}: a file name cannot hold a NUL character", file=mapping_file)
     path = (mapping_file.parent / relative).resolve()
     if not any(path.name.endswith(s) for s in suffixes):
         raise DataError(f"key {key!r}: unsupported file type {path.name!r}; use {list(suffixes)}", file=mapping_file)
@@ -225,23 +257,30 @@ def _resolve(mapping_file: Path, relative: str, key: str, suffixes: tuple[str, .
 
 
 # ---------------------------------------------------------------------------- reading
-def _read_table(file: Path, text_cols: list[str], numeric: dict[str, Any]) -> pd.DataFrame:
+def _read_table(file: Path, header: list[str], text_cols: list[str], numeric: dict[str, Any]) -> pd.DataFrame:
     """Read the needed columns: identifiers/labels as text, ``numeric`` ones with their dtypes."""
-    if file.suffix == ".parquet":
-        try:
-            available = pq.read_schema(file).names
-        except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-            raise DataError(f"cannot read Parquet: {exc}", file=file) from exc
-        require_columns(file, available, [*text_cols, *numeric])
-        frame = pd.read_parquet(file, columns=list(dict.fromkeys([*text_cols, *numeric])))
-        for col in text_cols:
-            frame[col] = _as_text(frame[col])
-        for col in numeric:
-            if not pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col]):
-                raise DataError(f"column must be numeric, has {frame[col].dtype}", file=file, column=col)
-        return frame
-    require_columns(file, csv_header(file), [*text_cols, *numeric])
-    return read_csv_checked(file, {**{c: str for c in text_cols}, **numeric})
+    require_columns(file, header, [*text_cols, *numeric])
+    if file.suffix != ".parquet":
+        return read_csv_checked(file, {**{c: str for c in text_cols}, **numeric})
+    frame = read_parquet_frame(file, columns=list(dict.fromkeys([*text_cols, *numeric])))
+    for col in text_cols:
+        frame[col] = _as_text(frame[col])
+    for col in numeric:
+        _require_numbers(file, frame[col])
+    return frame
+
+
+def _require_numbers(file: Path, column: pd.Series) -> None:
+    """A Parquet column read as numbers holds numbers: not True/False, not text (its first one is named)."""
+    name = str(column.name)
+    if pd.api.types.is_bool_dtype(column):
+        raise DataError("holds True/False values, not numbers", file=file, column=name)
+    if pd.api.types.is_numeric_dtype(column):
+        return
+    values = column.tolist()
+    i = next((k for k, v in enumerate(values) if isinstance(v, bool) or not isinstance(v, (int, float))), 0)
+    raise DataError(f"holds {column.dtype} values, not numbers: {brief(values[i])}", file=file, column=name,
+                    row=file_row(file, i))
 
 
 def _as_text(column: pd.Series) -> pd.Series:
@@ -276,17 +315,17 @@ def _read_subjects(file: Path, column: str) -> pd.DataFrame:
         return chosen
 
     if file.suffix == ".parquet":
-        table = pd.read_parquet(file)
-        column = id_column([str(c) for c in table.columns])
+        column = id_column(parquet_columns(file))
+        table = read_parquet_frame(file)
     else:
         column = id_column(csv_header(file))
-        table = pd.read_csv(file, dtype={column: str})
+        table = read_csv(file, dtype={column: str})
     ids = _as_text(table[column])
     if ids.isna().any():
         raise DataError("missing subject id", file=file, column=column, row=file_row(file, int(np.argmax(ids.isna()))))
     if ids.duplicated().any():
         i = int(np.argmax(ids.duplicated().to_numpy()))
-        raise DataError(f"subject {ids.iat[i]!r} listed twice", file=file, column=column, row=file_row(file, i))
+        raise DataError(f"subject {brief(ids.iat[i])} listed twice", file=file, column=column, row=file_row(file, i))
     table = table.drop(columns=[column]).drop(columns=["subject"], errors="ignore")
     table.insert(0, "subject", ids.to_numpy())
     return table
@@ -308,16 +347,16 @@ def load_tabular(
     )
 
     progress(0.0, f"reading {samples_file.name}")
-    header = (pq.read_schema(samples_file).names if samples_file.suffix == ".parquet"
-              else csv_header(samples_file))
-    id_cols = [cols[k] for k in ("subject", "recording", "activity") if k in cols]
-    used = {*id_cols, *([cols["time"]] if "time" in cols else [])}
-    channels = _expand(cols["channels"], header, file=samples_file, key="columns.channels", exclude=used)
+    header = parquet_columns(samples_file) if samples_file.suffix == ".parquet" else csv_header(samples_file)
+    roles = [k for k in ("subject", "recording", "activity", "time") if k in cols]
+    id_cols = [cols[k] for k in roles if k != "time"]
+    channels = _expand(cols["channels"], header, file=samples_file, key="columns.channels",
+                       taken={cols[k]: k for k in roles}, in_file=True)
     # float32 is the dataset's precision; time stays float64 (seconds lose ms steps in float32)
     numeric: dict[str, Any] = {c: np.float32 for c in channels}
     if "time" in cols:
         numeric[cols["time"]] = np.float64
-    frame = _read_table(samples_file, id_cols, numeric)
+    frame = _read_table(samples_file, header, id_cols, numeric)
     progress(0.6, "checking samples")
 
     if len(frame) == 0:
@@ -332,9 +371,9 @@ def load_tabular(
         unknown = ~subject.isin(subjects["subject"]).to_numpy()
         if unknown.any():
             i = int(np.argmax(unknown))
-            raise DataError(f"unknown subject {subject.iat[i]!r} (not in {subjects_file.name})",
+            raise DataError(f"unknown subject {brief(subject.iat[i])} (not in {subjects_file.name})",
                             file=samples_file, column=cols["subject"], row=file_row(samples_file, i))
-    signals = frame[channels].to_numpy(np.float32)
+    signals = frame[channels].to_numpy(np.float32, na_value=np.nan)
     check_finite(samples_file, signals, channels)
 
     recording = frame[cols["recording"]] if "recording" in cols else subject
@@ -347,8 +386,8 @@ def load_tabular(
     repeat = repeated_run(key, starts)
     if repeat is not None:
         raise DataError(
-            f"rows of recording {recording.iat[repeat]!r} (subject {subject.iat[repeat]!r}) are not contiguous "
-            "(it reappears here)",
+            f"rows of recording {brief(recording.iat[repeat])} (subject {brief(subject.iat[repeat])}) are not "
+            "contiguous (it reappears here)",
             file=samples_file, column=cols.get("recording", cols["subject"]), row=file_row(samples_file, repeat),
         )
     lengths = np.diff(np.r_[starts, len(frame)])
@@ -358,11 +397,15 @@ def load_tabular(
         rec_ids = [f"{s}_{r}" for s, r in zip(rec_subject, rec_ids)]
 
     if "time" in cols:
-        _check_time(samples_file, frame[cols["time"]].to_numpy(np.float64), starts, rec_ids, rate, cols["time"])
+        _check_time(samples_file, frame[cols["time"]].to_numpy(np.float64, na_value=np.nan), starts, rec_ids, rate,
+                    cols["time"])
 
     if "activity" in cols:
         activity = frame[cols["activity"]]
         activities = _sort_labels([str(a) for a in activity.dropna().unique()])
+        if len(activities) > _MAX_ACTIVITIES:
+            raise DataError(f"{len(activities)} distinct activities, more than {_MAX_ACTIVITIES}: is it the "
+                            "activity column?", file=samples_file, column=cols["activity"])
         codes = pd.Categorical(activity, categories=activities).codes.astype(np.int16)
     else:
         activities, codes = [], np.full(len(frame), UNLABELLED, np.int16)
@@ -375,11 +418,12 @@ def load_tabular(
 
     recordings = pd.DataFrame({"recording": rec_ids, "subject": rec_subject,
                                "start": starts.astype(np.int64), "length": lengths.astype(np.int64)})
-    groups = {g: _expand(p, channels, file=mapping_file, key=f"channel_groups.{g}", exclude=set())
+    groups = {g: _expand(p, channels, file=mapping_file, key=f"channel_groups.{g}", taken={}, in_file=False)
               for g, p in mapping.get("channel_groups", {}).items()}
     units: dict[str, str] = {}
     for pattern, unit in mapping.get("units", {}).items():
-        for ch in _expand([pattern], channels, file=mapping_file, key=f"units.{pattern}", exclude=set()):
+        for ch in _expand([pattern], channels, file=mapping_file, key=f"units.{pattern}", taken={},
+                          in_file=False):
             units[ch] = unit
     progress(1.0, "loaded")
     return SensorDataset(

@@ -77,6 +77,11 @@ class AnonymiseParams:
             raise ParameterError("target", f"only anon_dfi transfers identities; {self.method} takes no target")
         if self.name is not None:
             check_name(self.name)
+        if self.gan_epochs < 1:  # the anonymiser calls it ``epochs``, which here means the judges' epochs
+            raise ParameterError("gan_epochs", f"must be >= 1, got {self.gan_epochs}")
+        anonymiser_config(self, 0).check()
+        if self.evaluate:
+            eval_config(self, 0)
 
 
 def anonymiser_config(p: AnonymiseParams, seed: int) -> AnonymiserConfig:
@@ -161,7 +166,7 @@ def anonymise_and_judge(ctx: JobContext, p: AnonymiseParams, real: SensorDataset
     return {f"{prefix}{k}": v for k, v in out.items()}, result
 
 
-@job_kind("anonymise")
+@job_kind("anonymise", params=AnonymiseParams, releases=True, paths=("model",))
 def run_anonymise(ctx: JobContext) -> dict[str, Any]:
     p = parse_params(AnonymiseParams, ctx.params)
     real = open_dataset(p.dataset)
@@ -219,7 +224,7 @@ def check_verdict(result: EvalResult, threshold: float | None) -> dict[str, Any]
             "attackers": {r["model"]: round(float(r["value"]), 4) for r in rows.to_dict("records")}}
 
 
-@job_kind("release_check")
+@job_kind("release_check", params=ReleaseCheckParams, releases=True)
 def run_release_check(ctx: JobContext) -> dict[str, Any]:
     p = parse_params(ReleaseCheckParams, ctx.params)
     job, linkage = _origin(p.dataset)

@@ -200,7 +200,7 @@ def _write_outputs(ctx: JobContext, p: BiasAuditParams, design: Design, tables: 
     return out
 
 
-@job_kind("bias_audit")
+@job_kind("bias_audit", params=BiasAuditParams)
 def run_bias_audit(ctx: JobContext) -> dict[str, Any]:
     from anonaudit.compute import get_executor
     from anonaudit.data.resample import resample

@@ -107,7 +107,7 @@ def train_and_record(ctx: JobContext, params: dict[str, Any], progress: Progress
     return {f"{prefix}{k}": v for k, v in _summary(row).items()}
 
 
-@job_kind("dp_train")
+@job_kind("dp_train", params=DPTrainParams, paths=("path",))
 def run_dp_train(ctx: JobContext) -> dict[str, Any]:
     return train_and_record(ctx, ctx.params, ctx.progress)
 
@@ -136,7 +136,7 @@ class DPSweepParams:
                 for d in self.datasets for m in self.models for e in self.epsilons]
 
 
-@job_kind("dp_sweep")
+@job_kind("dp_sweep", params=DPSweepParams)
 def run_dp_sweep(ctx: JobContext) -> dict[str, Any]:
     p = parse_params(DPSweepParams, ctx.params)
     runs = p.runs()

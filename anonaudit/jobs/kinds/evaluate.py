@@ -48,6 +48,9 @@ class EvaluateParams:
     patience: int = 5
     n_boot: int = 1000
 
+    def check(self) -> None:
+        eval_config(self, 0)
+
 
 def eval_config(params: Any, seed: int) -> EvalConfig:
     """EvalConfig from any params dataclass carrying the evaluation fields (pipeline, evaluate …)."""
@@ -144,7 +147,7 @@ def run_evaluation(ctx: JobContext, p: EvaluateParams, progress: ProgressFn) -> 
     return record_evaluation(ctx, result)
 
 
-@job_kind("evaluate")
+@job_kind("evaluate", params=EvaluateParams)
 def run_evaluate(ctx: JobContext) -> dict[str, Any]:
     p = parse_params(EvaluateParams, ctx.params)
     head = run_evaluation(ctx, p, ctx.progress)

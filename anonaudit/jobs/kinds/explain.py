@@ -196,7 +196,7 @@ def explain_and_record(ctx: JobContext, p: ExplainParams, data: TabularData, ori
     return {f"{prefix}{k}": v for k, v in out.items()}
 
 
-@job_kind("explain")
+@job_kind("explain", params=ExplainParams, paths=("data", "model"))
 def run_explain(ctx: JobContext) -> dict[str, Any]:
     p = parse_params(ExplainParams, ctx.params)
     ctx.progress(0.0, "loading data")
@@ -230,7 +230,7 @@ def default_data_path(dataset: str) -> Path:
     return root / "recidivism" / "Data_1980.csv" if dataset == "recidivism" else root / "adult"
 
 
-@job_kind("explain_eval")
+@job_kind("explain_eval", params=ExplainEvalParams, paths=("path",))
 def run_explain_eval(ctx: JobContext) -> dict[str, Any]:
     p = parse_params(ExplainEvalParams, ctx.params)
     path = Path(p.path) if p.path else default_data_path(p.dataset)

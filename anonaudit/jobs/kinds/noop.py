@@ -33,7 +33,7 @@ class NoopParams:
             raise ParameterError("steps", f"must be >= 1, got {self.steps}")
 
 
-@job_kind("noop")
+@job_kind("noop", params=NoopParams, paths=("marker_dir",))
 def run_noop(ctx: JobContext) -> dict[str, Any]:
     p = parse_params(NoopParams, ctx.params)
     if p.marker_dir is not None:

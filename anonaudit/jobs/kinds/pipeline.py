@@ -27,9 +27,10 @@ from anonaudit.explain.windows import window_table
 from anonaudit.jobs.datasets import import_dataset
 from anonaudit.jobs.kinds.anonymise import AnonymiseParams, anonymise_and_judge, check_verdict
 from anonaudit.jobs.kinds.evaluate import eval_config, record_evaluation
-from anonaudit.jobs.kinds.dp_train import train_and_record
+from anonaudit.jobs.kinds.bias_audit import BiasAuditParams
+from anonaudit.jobs.kinds.dp_train import DPTrainParams, train_and_record
 from anonaudit.jobs.kinds.explain import ExplainParams, explain_and_record
-from anonaudit.jobs.params import parse_params
+from anonaudit.jobs.params import check_exists, parse_params
 from anonaudit.jobs.registry import job_kind
 from anonaudit.progress import scaled
 from anonaudit.reporting import plots
@@ -64,12 +65,43 @@ class PipelineParams:
     audit_window_s: float = 1.0  # the audit validates on the next 15 % of each recording: short windows fit short recordings
 
     def check(self) -> None:
+        check_exists("path", self.path)
         if self.window_s <= 0:
             raise ParameterError("window_s", f"must be positive, got {self.window_s}")
         if self.stride_s <= 0:
             raise ParameterError("stride_s", f"must be positive, got {self.stride_s}")
         if self.anonymise is not None and self.anonymise not in METHODS:
             raise ParameterError("anonymise", f"unknown anonymiser {self.anonymise!r}; choose one of {list(METHODS)}")
+        # every stage's parameters, checked now rather than after the stages before it have trained
+        placeholder = self.name or "dataset"
+        if self.evaluate:
+            eval_config(self, 0)
+        if self.anonymise:
+            _release_params(self, placeholder)
+        if self.dp:
+            parse_params(DPTrainParams, _private_params(self, placeholder))
+        if self.audit:
+            parse_params(BiasAuditParams, _audit_params(self, placeholder, self.audit_characteristics or ["age_group"]))
+
+
+def _release_params(p: PipelineParams, name: str) -> AnonymiseParams:
+    params = AnonymiseParams(dataset=name, method=p.anonymise or "anon_acg", name=f"{name}-released", replace=True,
+                             window_s=p.window_s, stride_s=p.stride_s, gan_epochs=p.gan_epochs,
+                             ae_epochs=p.ae_epochs, epochs=p.epochs, evaluate=True, n_boot=p.n_boot,
+                             **({"attackers": p.attackers} if p.attackers else {}))
+    params.check()
+    return params
+
+
+def _private_params(p: PipelineParams, name: str) -> dict[str, Any]:
+    return {"data": name, "model": "ann", "epsilon": 10.0, "epochs": p.dp_epochs, "batch_size": 64,
+            "window_s": p.window_s, "stride_s": p.stride_s, "calibrated": False}
+
+
+def _audit_params(p: PipelineParams, name: str, characteristics: list[str]) -> dict[str, Any]:
+    return {"dataset": name, "characteristics": characteristics, "train_subjects": p.audit_train_subjects,
+            "draws": p.audit_draws, "repeats": 1, "epochs": p.audit_epochs, "window_s": p.audit_window_s,
+            "stride_s": p.audit_window_s / 2, "n_workers": 1}
 
 
 def _counts(splits: dict[str, Windows], activities: list[str]) -> pd.DataFrame:
@@ -94,11 +126,7 @@ def _explain_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: 
 def _release_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: str,
                    setup: workflow.Setup | None) -> dict[str, Any]:
     """Anonymise, release as ``<name>-released``, judge the release and record the release check."""
-    params = AnonymiseParams(dataset=name, method=p.anonymise or "anon_acg", name=f"{name}-released", replace=True,
-                             window_s=p.window_s, stride_s=p.stride_s, gan_epochs=p.gan_epochs,
-                             ae_epochs=p.ae_epochs, epochs=p.epochs, evaluate=True, n_boot=p.n_boot,
-                             **({"attackers": p.attackers} if p.attackers else {}))
-    params.check()
+    params = _release_params(p, name)
     out, result = anonymise_and_judge(ctx, params, ds, scaled(ctx.progress, 0.65, 0.85), prefix="anon_", setup=setup)
     verdict = check_verdict(result, None)
     ctx.write_json("release_check.json", verdict)
@@ -110,9 +138,7 @@ def _release_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: 
 def _private_stage(ctx: JobContext, p: PipelineParams, name: str) -> dict[str, Any]:
     """An ANN VAE of the windows trained with DP-SGD at ε = 10 per window, audited by membership
     inference on held-out subjects; the group bound says what ε = 10 per window means per subject."""
-    params = {"data": name, "model": "ann", "epsilon": 10.0, "epochs": p.dp_epochs, "batch_size": 64,
-              "window_s": p.window_s, "stride_s": p.stride_s, "calibrated": False}
-    return train_and_record(ctx, params, scaled(ctx.progress, 0.85, 0.92), prefix="dp_")
+    return train_and_record(ctx, _private_params(p, name), scaled(ctx.progress, 0.85, 0.92), prefix="dp_")
 
 
 def _audit_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: str) -> dict[str, Any]:
@@ -125,10 +151,7 @@ def _audit_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: st
     if not wanted:
         ctx.log("bias audit skipped: the subjects table has no age_group or gender column", "warning")
         return {}
-    params = {"dataset": name, "characteristics": wanted, "train_subjects": p.audit_train_subjects,
-              "draws": p.audit_draws, "repeats": 1, "epochs": p.audit_epochs, "window_s": p.audit_window_s,
-              "stride_s": p.audit_window_s / 2, "n_workers": 1}
-    child = run_job_now("bias_audit", params, seed=ctx.seed, progress=scaled(ctx.progress, 0.92, 0.99))
+    child = run_job_now("bias_audit", _audit_params(p, name, wanted), seed=ctx.seed, progress=scaled(ctx.progress, 0.92, 0.99))
     box = job_store.artifact_files(child.id).get("box_accuracy.png")
     if box is not None:
         ctx.write_bytes("audit_box_accuracy.png", box.read_bytes())
@@ -136,7 +159,7 @@ def _audit_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: st
     return {"audit_job": child.id, **{f"audit_{k}": v for k, v in summary.items()}}
 
 
-@job_kind("pipeline")
+@job_kind("pipeline", params=PipelineParams, releases=True, paths=("path",))
 def run_pipeline(ctx: JobContext) -> dict[str, Any]:
     p = parse_params(PipelineParams, ctx.params)
     ds, record = import_dataset(ctx, p.path, p.format, name=p.name, progress=scaled(ctx.progress, 0.0, 0.4))
@@ -153,7 +176,7 @@ def run_pipeline(ctx: JobContext) -> dict[str, Any]:
     recording_counts = _counts(by_recording, ds.activities)
     ctx.write_dataframe("windows_by_subject_split", subject_counts.reset_index(), formats=("csv",))
     ctx.write_dataframe("windows_by_recording_split", recording_counts.reset_index(), formats=("csv",))
-    ctx.write_dataframe("subjects", ds.subjects, formats=("csv", "parquet"))
+    ctx.write_dataframe("private/subjects", ds.subjects, formats=("csv", "parquet"))  # demographics: never in a report
     ctx.write_bytes("signals.png", plots.recording_signals(ds, 0))
     ctx.write_bytes(
         "windows_per_activity.png",

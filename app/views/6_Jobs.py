@@ -17,7 +17,6 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ui  # noqa: E402
 
-from anonaudit import access  # noqa: E402
 from anonaudit.errors import AnonauditError  # noqa: E402
 from anonaudit.store import datasets as dataset_store  # noqa: E402
 from anonaudit.store import jobs as job_store  # noqa: E402
@@ -60,18 +59,26 @@ def _controls(job: dict[str, Any]) -> None:
     notice = st.session_state.pop(NOTICE, None)
     if notice:
         st.info(notice)
-    if job["status"] in ACTIVE and st.button("Cancel job", key=f"cancel-{job['id']}"):
-        try:
-            st.session_state[NOTICE] = f"job {job['id']}: {job_store.cancel_job(job['id'])}"
-        except AnonauditError as exc:  # e.g. it finished in the meantime
-            st.error(str(exc))
-            return
-        st.rerun()  # show the new status
-    if job["status"] not in ACTIVE and st.button("Re-run (same parameters and seed)", key=f"rerun-{job['id']}"):
-        if not access.may_submit(ui.current_role(), job["kind"]):
-            st.error(f"Only a data steward may run {job['kind']!r} jobs: they release data.")
-            return
-        st.success(f"Queued job {job_store.rerun_job(job['id'])} as a re-run of job {job['id']}.")
+    from anonaudit import api
+
+    role = ui.current_role() or ""
+    if job["status"] in ACTIVE:
+        why = ui.denied("cancel", job["kind"])
+        if st.button("Cancel job", key=f"cancel-{job['id']}", disabled=why is not None, help=why):
+            try:
+                st.session_state[NOTICE] = f"job {job['id']}: {api.cancel(job['id'], role=role)}"
+            except AnonauditError as exc:  # e.g. it finished in the meantime, or the role may not
+                st.error(str(exc))
+                return
+            st.rerun()  # show the new status
+    else:
+        why = ui.denied("rerun", job["kind"])
+        if st.button("Re-run (same parameters and seed)", key=f"rerun-{job['id']}", disabled=why is not None,
+                     help=why):
+            try:
+                st.success(f"Queued job {api.rerun(job['id'], role=role)} as a re-run of job {job['id']}.")
+            except AnonauditError as exc:
+                st.error(str(exc))
 
 
 def _metrics_frame(metrics: list[dict[str, Any]]) -> pd.DataFrame:

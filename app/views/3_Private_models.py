@@ -17,7 +17,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ui  # noqa: E402
 
-from anonaudit.jobs.kinds.dp_train import HEADLINE, DPSweepParams, DPTrainParams  # noqa: E402
+from anonaudit.jobs.kinds.dp_train import HEADLINE  # noqa: E402
 from anonaudit.private.data import MNIST_DEFAULT  # noqa: E402
 from anonaudit.store import datasets as dataset_store  # noqa: E402
 
@@ -42,7 +42,7 @@ batch = mid.number_input("expected batch (units per step)", min_value=1, value=2
 n_steps = right.number_input("spiking time steps T", min_value=1, value=16, key="n_steps")
 subject = st.checkbox("Subject-level privacy (sensor data: a subject's windows are one unit)", key="subject")
 if st.button("Queue training", type="primary", key="train"):
-    ui.submit("dp_train", DPTrainParams, {
+    ui.submit("dp_train", {
         "data": data, "model": model, "epochs": int(epochs), "batch_size": int(batch), "n_steps": int(n_steps),
         "epsilon": float(epsilon) if mode == "target ε" else None,
         "noise_multiplier": float(noise) if mode == "noise multiplier" else None,
@@ -55,7 +55,7 @@ sweep_models = mid.multiselect("Models", ["ann", "spiking"], default=["ann", "sp
 sweep_eps = right.multiselect("ε", ["1", "5", "10", "∞"], default=["1", "5", "10", "∞"], key="sweep_eps")
 sweep_epochs = left.number_input("epochs per run", min_value=1, value=10, key="sweep_epochs")
 if st.button("Queue sweep", key="sweep"):
-    ui.submit("dp_sweep", DPSweepParams, {
+    ui.submit("dp_sweep", {
         "datasets": sweep_data, "models": sweep_models, "settings": {"epochs": int(sweep_epochs)},
         "epsilons": [None if e == "∞" else float(e) for e in sweep_eps]})
 

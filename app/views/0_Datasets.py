@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ui  # noqa: E402
@@ -22,9 +23,8 @@ from anonaudit.data.dataset import RECORDINGS_FILE, SAMPLES_FILE  # noqa: E402
 from anonaudit.data.loaders import FORMATS  # noqa: E402
 from anonaudit.data.mapping import ColumnChoice, write_mapping  # noqa: E402
 from anonaudit.errors import AnonauditError  # noqa: E402
-from anonaudit.jobs.kinds.data_import import ImportParams  # noqa: E402
 from anonaudit.store import datasets as dataset_store  # noqa: E402
-from anonaudit.store.uploads import MAX_UPLOAD_BYTES, uploads_dir  # noqa: E402
+from anonaudit.store.uploads import MAX_UPLOAD_BYTES, delete_upload, uploads_dir  # noqa: E402
 
 SAMPLE_TYPES = (".csv", ".csv.gz", ".parquet")
 PREVIEW_ROWS = 200
@@ -56,6 +56,17 @@ def _guess(columns: list[str], role: str) -> int:
     return 0
 
 
+def _reject(message: str | None, *uploads: UploadedFile | None) -> None:
+    """Show why an upload was rejected (unless already shown) and delete its stored copies (``ui.stored_upload``
+    keeps them under ``upload-<file id>``); the next run stores and checks the file afresh."""
+    if message is not None:
+        st.error(message)
+    for upload in uploads:
+        stored = st.session_state.pop(f"upload-{upload.file_id}", None) if upload is not None else None
+        if stored is not None:
+            delete_upload(stored)
+
+
 def _upload_form() -> None:
     limit = f"{MAX_UPLOAD_BYTES / 2**20:.0f} MB"
     upload = st.file_uploader(f"Samples table: one row per sample (CSV, CSV.gz or Parquet, at most {limit})",
@@ -69,11 +80,12 @@ def _upload_form() -> None:
         subjects = ui.stored_upload(subjects_upload, (".csv",)) if subjects_upload is not None else None
         preview = _preview(samples)
     except (AnonauditError, ValueError, OSError) as exc:  # pandas/pyarrow parse errors are ValueErrors
-        st.error(f"{upload.name}: {exc}")
+        _reject(f"{upload.name}: {exc}", upload, subjects_upload)
         return
     columns = [str(c) for c in preview.columns]
     if len(columns) < 2 or preview.empty:
-        st.error(f"{upload.name}: needs a header row, a subject column, at least one signal column and data rows")
+        _reject(f"{upload.name}: needs a header row, a subject column, at least one signal column and data rows",
+                upload, subjects_upload)
         return
     st.dataframe(preview.head(5), hide_index=True, width="stretch")
     with st.form("mapping"):
@@ -92,11 +104,11 @@ def _upload_form() -> None:
         return
     chosen = {role: None if col == NONE else col for role, col in picks.items()}
     if chosen["subject"] is None:
-        st.error("subject: choose the column that holds the subject id")
+        _reject("subject: choose the column that holds the subject id", upload, subjects_upload)
         return
     bad = [c for c in channels if not pd.api.types.is_numeric_dtype(preview[c])]
     if bad:
-        st.error(f"channels: column {bad[0]!r} is not numeric in the first {len(preview)} rows")
+        _reject(f"channels: column {bad[0]!r} is not numeric in the first {len(preview)} rows", upload, subjects_upload)
         return
     try:
         mapping = write_mapping(uploads_dir(), samples.name, ColumnChoice(
@@ -104,12 +116,18 @@ def _upload_form() -> None:
             recording=chosen["recording"], activity=chosen["activity"], time=chosen["time"]),
             columns, subjects=subjects.name if subjects else None)
     except AnonauditError as exc:
-        st.error(str(exc))
+        _reject(str(exc), upload, subjects_upload)
         return
-    ui.submit("import", ImportParams, {"path": str(mapping), "format": "tabular", "name": name.strip()})
+    if ui.submit("import", {"path": str(mapping), "format": "tabular", "name": name.strip()}) is None:
+        delete_upload(mapping)
+        _reject(None, upload, subjects_upload)  # ui.submit said why
 
 
 def _path_form() -> None:
+    why = ui.denied("import_path")
+    if why is not None:
+        st.info(f"Signed in as {ui.current_role()}: {why}. Upload a table instead.")
+        return
     with st.form("import"):
         path = st.text_input("Path on the server (SisFall folder or .tar.xz, HAPT csv, UTD-MHAD folder, mapping.toml)",
                              value="sample_data")
@@ -117,12 +135,9 @@ def _path_form() -> None:
         name = st.text_input("Name (optional)")
         replace = st.checkbox("Replace a different dataset of the same name")
         go = st.form_submit_button("Queue import", type="primary")
-    if go:
-        if not Path(path).expanduser().exists():
-            st.error(f"path: {path!r} does not exist on the server")
-            return
-        ui.submit("import", ImportParams, {"path": str(Path(path).expanduser().resolve()), "format": fmt,
-                                           "name": name.strip() or None, "replace": replace})
+    if go:  # the data roots, then the path's existence, are checked by the submission itself
+        ui.submit("import", {"path": str(Path(path).expanduser().resolve()), "format": fmt,
+                             "name": name.strip() or None, "replace": replace})
 
 
 upload_tab, path_tab = st.tabs(["Upload a table", "Import from the server"])

@@ -11,7 +11,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ui  # noqa: E402
 
 from anonaudit.evaluate.attackers import classifier_names  # noqa: E402
-from anonaudit.jobs.kinds.evaluate import EvaluateParams  # noqa: E402
 from anonaudit.store import datasets as dataset_store  # noqa: E402
 
 st.set_page_config(page_title="anonaudit · evaluate", layout="wide")
@@ -33,9 +32,9 @@ with st.form("evaluate"):
     epochs = st.number_input("Epochs (deep models)", value=8, min_value=1, step=1)
     go = st.form_submit_button("Queue evaluation", type="primary")
 if go:
-    ui.submit("evaluate", EvaluateParams, {"dataset": dataset, "released": None if released == "—" else released,
-                                           "har_model": har, "attackers": attackers, "window_s": float(window_s),
-                                           "stride_s": float(window_s) / 2, "epochs": int(epochs)})
+    ui.submit("evaluate", {"dataset": dataset, "released": None if released == "—" else released,
+                           "har_model": har, "attackers": attackers, "window_s": float(window_s),
+                           "stride_s": float(window_s) / 2, "epochs": int(epochs)})
 
 jobs = ui.recent("evaluate")
 if jobs:

@@ -20,7 +20,6 @@ import ui  # noqa: E402
 from anonaudit.audit.design import build_design, draws_table  # noqa: E402
 from anonaudit.data.dataset import SUBJECTS_FILE  # noqa: E402
 from anonaudit.errors import AnonauditError  # noqa: E402
-from anonaudit.jobs.kinds.bias_audit import BiasAuditParams  # noqa: E402
 from anonaudit.store import datasets as dataset_store  # noqa: E402
 from anonaudit.store import jobs as job_store  # noqa: E402
 
@@ -67,7 +66,7 @@ if design is not None:
     for item in design.infeasible:
         st.warning(f"Group {item['group']}: {item['reason']}")
     if st.button("Queue audit", type="primary"):
-        ui.submit("bias_audit", BiasAuditParams, {
+        ui.submit("bias_audit", {
             "dataset": name, "characteristics": characteristics, "cuts": cuts, "networks": networks, "draws": draws,
             "repeats": repeats, "train_subjects": train_subjects, "epochs": epochs, "window_s": window_s,
             "stride_s": window_s / 2})

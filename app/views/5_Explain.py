@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ui  # noqa: E402
 
 from anonaudit.errors import AnonauditError  # noqa: E402
-from anonaudit.jobs.kinds.explain import ExplainEvalParams, ExplainParams, default_data_path, load_data  # noqa: E402
+from anonaudit.jobs.kinds.explain import default_data_path, load_data  # noqa: E402
 from anonaudit.store import jobs as job_store  # noqa: E402
 
 METHOD_NAMES = {"rlime": "R-LIME", "lime": "LIME", "anchor": "Anchor"}
@@ -85,8 +85,8 @@ if frame is not None:
         go = st.form_submit_button("Queue explanation", type="primary")
     st.dataframe(frame.iloc[[int(index)]], hide_index=True, width="stretch")
     if go:
-        ui.submit("explain", ExplainParams, {**data_params, "model": models[model], "index": int(index),
-                                             "tau": float(tau), "imbalance": imbalance, "baselines": baselines})
+        ui.submit("explain", {**data_params, "model": models[model], "index": int(index),
+                              "tau": float(tau), "imbalance": imbalance, "baselines": baselines})
 
 
 def _card(exp: dict[str, Any]) -> None:
@@ -142,7 +142,7 @@ else:
         n_instances = st.number_input("Test instances", min_value=1, max_value=1000, value=20, step=1)
         run = st.form_submit_button("Queue experiments")
     if run:
-        ui.submit("explain_eval", ExplainEvalParams, {"dataset": dataset, "n_instances": int(n_instances)})
+        ui.submit("explain_eval", {"dataset": dataset, "n_instances": int(n_instances)})
 eval_jobs = ui.recent("explain_eval")
 if eval_jobs:
     ui.jobs_table(eval_jobs)

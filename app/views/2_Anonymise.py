@@ -13,7 +13,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ui  # noqa: E402
 
 from anonaudit.anonymise.anonymiser import METHODS  # noqa: E402
-from anonaudit.jobs.kinds.anonymise import AnonymiseParams, ReleaseCheckParams  # noqa: E402
 from anonaudit.store import datasets as dataset_store  # noqa: E402
 from anonaudit.store import jobs as job_store  # noqa: E402
 
@@ -39,9 +38,9 @@ with st.form("anonymise"):
     window_s = st.number_input("Window (s)", value=2.56, min_value=0.1)
     go = st.form_submit_button("Queue anonymisation", type="primary")
 if go:
-    ui.submit("anonymise", AnonymiseParams, {"dataset": dataset, "method": method, "name": name or None,
-                                             "target": target or None, "gan_epochs": int(gan_epochs),
-                                             "window_s": float(window_s), "stride_s": float(window_s) / 2})
+    ui.submit("anonymise", {"dataset": dataset, "method": method, "name": name or None,
+                            "target": target or None, "gan_epochs": int(gan_epochs),
+                            "window_s": float(window_s), "stride_s": float(window_s) / 2})
 
 releases = [d for d in datasets if d["format"] == "release"]
 if releases:
@@ -59,7 +58,7 @@ if releases:
         except ValueError:
             st.error(f"threshold: {threshold!r} is not a number")
         else:
-            ui.submit("release_check", ReleaseCheckParams, {"dataset": chosen, "threshold": value})
+            ui.submit("release_check", {"dataset": chosen, "threshold": value})
 
 
 def _frontier_chart(table: pd.DataFrame) -> alt.LayerChart:
