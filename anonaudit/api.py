@@ -20,8 +20,8 @@ from anonaudit.jobs.worker import run_job_now
 from anonaudit.progress import ProgressFn
 from anonaudit.store import jobs as job_store
 
-__all__ = ["cancel", "check", "import_dataset", "open_dataset", "rerun", "run", "run_pipeline", "submit",
-           "write_report"]
+__all__ = ["cancel", "check", "import_dataset", "open_dataset", "override_release", "rerun", "run", "run_pipeline",
+           "submit", "write_report"]
 
 
 def check(kind: str, params: Mapping[str, Any] | None = None, *, role: str = access.LOCAL_ROLE,
@@ -67,6 +67,19 @@ def rerun(job_id: int, *, role: str = access.LOCAL_ROLE) -> int:
     access.require(role, "rerun", kind=job.kind)
     validate(job.kind, job.params or {})
     return job_store.rerun_job(job_id)
+
+
+def override_release(dataset: str, reason: str, *, role: str = access.LOCAL_ROLE,
+                     actor: str | None = None) -> dict[str, Any]:
+    """Export a release its check refused, on the record (a ``release_override`` job): only a steward may.
+
+    ``actor`` says who decided (default: the operating-system user); it is stored with the
+    reason, the time and the verdict overridden, and shown in the job's report."""
+    import getpass
+
+    access.require(role, "override_release")
+    return run("release_override", {"dataset": dataset, "reason": reason, "actor": actor or getpass.getuser()},
+               role=role)
 
 
 def import_dataset(path: str | Path, format: str = "auto", *, name: str | None = None,

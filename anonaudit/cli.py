@@ -163,9 +163,17 @@ def anonymise_cmd(
               "evaluate": evaluate, "replace": replace}
     job = _run_or_queue("anonymise", params, seed, queue)
     if job.get("status") == "succeeded":
-        from anonaudit.store.artifacts import job_dir
+        _say_release(job["id"], job["result"]["released"], job["result"].get("release_withheld", True))
 
-        typer.echo(f"released dataset {job['result']['released']!r}; files in {job_dir(job['id']) / 'release'}")
+
+def _say_release(job_id: int, name: str, withheld: bool) -> None:
+    from anonaudit.store.artifacts import job_dir
+
+    if withheld:
+        typer.echo(f"release {name!r} is WITHHELD: its check refused it (or it was not judged), so no release files "
+                   f"were exported; `anonaudit release-override {name} --reason TEXT` exports it on the record")
+    else:
+        typer.echo(f"released dataset {name!r}; files in {job_dir(job_id) / 'release'}")
 
 
 @app.command("release-check")
@@ -184,6 +192,18 @@ def release_check_cmd(
         typer.echo(result["reason"])
     if not result.get("releasable", False):
         raise typer.Exit(1)
+
+
+@app.command("release-override")
+def release_override_cmd(
+    dataset: Annotated[str, typer.Argument(help="A release its check refused.")],
+    reason: Annotated[str, typer.Option(help="Why it may go out anyway (recorded with who and when, shown in the report).")],
+) -> None:
+    """Export a refused release on a data steward's recorded decision."""
+    from anonaudit import api
+
+    job = api.override_release(dataset, reason)
+    _print_finished(job)
 
 
 # ---------------------------------------------------------------------------- data

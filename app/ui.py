@@ -19,6 +19,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from anonaudit import access
 from anonaudit.errors import AnonauditError
+from anonaudit.store import datasets as dataset_store
 from anonaudit.store import jobs as job_store
 from anonaudit.store.artifacts import file_of, shown
 from anonaudit.store.uploads import save_upload
@@ -172,6 +173,11 @@ def release_downloads(job_id: int, artifacts: list[dict[str, Any]]) -> None:
         return
     if not may_release():
         st.info("This job released data; only a data steward may download it.")
+        return
+    result = job_store.get_job(job_id).result or {}
+    name = result.get("anon_released") or result.get("released") or result.get("dataset")
+    if name is None or not dataset_store.may_export(name):  # files of a release that was refused later
+        st.error(f"Release {name!r} is withheld: its check refused it and no override is recorded.")
         return
     st.markdown("**Released data** (pseudonymised; the linkage stays private to this store)")
     for art in release:

@@ -196,8 +196,10 @@ def test_anonymise_and_release_check_jobs(db_url, tmp_path):
     assert result["released"] == "s-rel" and result["throughput_windows_per_s"] > 0
     assert {"reid_frozen_acc", "reid_retrained_recording_acc", "har_wf1_released"} <= set(result)
     names = {a["name"] for a in job["artifacts"]}
-    assert {"release/samples.csv.gz", "release/samples.parquet", "private/linkage.json", "private/anonymiser.pt",
-            "privacy_utility.png"} <= names
+    assert {"private/linkage.json", "private/anonymiser.pt", "privacy_utility.png", "release_check.json"} <= names
+    # the verdict is enforced: release files exist exactly when the job's own check passed
+    exported = {"release/samples.csv.gz", "release/samples.parquet"} <= names
+    assert exported == result["releasable"] == (not result["release_withheld"])
     released = api.open_dataset("s-rel")
     assert not set(released.subjects.subject) & set(api.open_dataset(name).subject_ids)
 
@@ -205,14 +207,16 @@ def test_anonymise_and_release_check_jobs(db_url, tmp_path):
     assert lenient["status"] == "succeeded", lenient["error"]
     assert lenient["result"]["releasable"] is True
     assert dataset_store.get_dataset("s-rel")["releasable"] is True
+    assert {"release/samples.csv.gz", "release/recordings.csv"} <= {a["name"] for a in lenient["artifacts"]}
     strict = api.run("release_check", {"dataset": "s-rel", "threshold": 0.0, "attackers": ["knn"]})
     assert strict["result"]["releasable"] is False and "NOT releasable" in strict["result"]["reason"]
+    assert not any(a["name"].startswith("release/") for a in strict["artifacts"])
     record = dataset_store.get_dataset("s-rel")
     assert record["releasable"] is False and record["release_check"]["threshold"] == 0.0
 
     with pytest.raises(ParameterError, match="threshold"):
         api.run("release_check", {"dataset": "s-rel", "threshold": 1.5})
-    with pytest.raises(DataError, match="not produced by an anonymise job"):
+    with pytest.raises(DataError, match="not produced by an anonymise job or the main job"):
         api.run("release_check", {"dataset": name})
     before = {d["name"] for d in dataset_store.list_datasets()}
     with pytest.raises(ParameterError, match="target"):

@@ -236,7 +236,10 @@ def test_anonymise_page_queues_jobs_and_rejects_bad_thresholds(db_url, tmp_path)
     queued = job_store.list_jobs(status="queued", kind="anonymise")
     assert len(queued) == 1 and queued[0]["params"]["method"] == "noise"
     # a release in the store: the release-check form validates the threshold before queueing
-    api.run("anonymise", {"dataset": "s", "method": "none", "name": "s-rel", "evaluate": False})
+    from factories import import_imu_sample
+
+    import_imu_sample(tmp_path, n_subjects=4, n_trials=3, name="t")  # 3 recordings per subject: checkable
+    api.run("anonymise", {"dataset": "t", "method": "none", "name": "s-rel", "evaluate": False})
     at = _page("2_Anonymise.py")
     at.text_input[2].input("1.5")
     at.button[1].click().run()
@@ -244,7 +247,21 @@ def test_anonymise_page_queues_jobs_and_rejects_bad_thresholds(db_url, tmp_path)
     assert any("threshold" in e.value for e in at.error)
     assert not job_store.list_jobs(kind="release_check")
     assert dataset_store.get_dataset("s-rel")["releasable"] is None
-    # the steward (no sign-in configured: the local user) may download the released files
+    # an unjudged release is withheld: nothing to download until a check passes (or a steward overrides)
+    assert not any(b.label.startswith("Download release/") for b in at.get("download_button"))
+    refused = api.run("release_check", {"dataset": "s-rel", "attackers": ["knn"], "n_boot": 10, "epochs": 1})
+    assert refused["result"]["releasable"] is False  # the identity "anonymiser" copies its training windows
+    at = _page("2_Anonymise.py")
+    assert not any(b.label.startswith("Download release/") for b in at.get("download_button"))
+    at.text_area[0].input("approved for the consortium's secure enclave")
+    next(b for b in at.button if b.label == "Override and export").click().run()
+    assert not at.exception, at.exception
+    [queued] = job_store.list_jobs(kind="release_override", status="queued")
+    assert queued["params"]["actor"] == "steward (app)"
+    from anonaudit.jobs.worker import run_worker
+
+    run_worker(max_jobs=1, kinds=["release_override"])
+    at = _page("2_Anonymise.py")  # shows the newest finished job: the override, which exported the files
     assert any(b.label.startswith("Download release/") for b in at.get("download_button"))
 
 

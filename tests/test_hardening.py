@@ -29,7 +29,8 @@ from anonaudit.store.models import utcnow
 # the required parameters of each kind, so that only the swept one is wrong
 REQUIRED = {"anonymise": {"dataset": "d"}, "release_check": {"dataset": "d"}, "evaluate": {"dataset": "d"},
             "bias_audit": {"dataset": "d"}, "explain": {"data": "d.csv", "target": "y"}, "import": {"path": "."},
-            "dp_train": {"data": "digits"}, "pipeline": {"path": "."}, "dp_sweep": {}, "explain_eval": {}, "noop": {}}
+            "dp_train": {"data": "digits"}, "pipeline": {"path": "."}, "dp_sweep": {}, "explain_eval": {}, "noop": {},
+            "release_override": {"dataset": "d", "reason": "approved by the ethics board"}}
 
 
 def _numeric_fields() -> list[tuple[str, str, type]]:

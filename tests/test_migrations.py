@@ -20,7 +20,7 @@ from anonaudit.store import jobs as job_store
 from anonaudit.store.artifacts import ArtifactRecord
 from anonaudit.store.models import Base
 
-TABLES = {"datasets", "jobs", "metrics", "artifacts", "job_logs"}
+TABLES = {"datasets", "jobs", "metrics", "artifacts", "job_logs", "release_overrides"}
 
 
 def _tables(url: str) -> set[str]:

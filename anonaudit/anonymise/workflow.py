@@ -9,6 +9,7 @@ transfer, by how often windows land on their target.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -17,13 +18,20 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from anonaudit.anonymise.anonymiser import GAN_METHODS, Anonymiser, AnonymiserConfig
+from anonaudit.anonymise.published import published
 from anonaudit.anonymise.release import Release
 from anonaudit.data.dataset import SensorDataset
 from anonaudit.data.splits import recording_assignment
 from anonaudit.data.windows import Windows, make_windows
 from anonaudit.evaluate.attackers import Classifier, make_classifier
-from anonaudit.evaluate.protocols import EvalConfig, EvalResult, same_windows, align_released, evaluate
-from anonaudit.progress import ProgressFn, null_progress
+from anonaudit.evaluate.informed import informed_attack
+from anonaudit.evaluate.linkage import metadata_linkage
+from anonaudit.evaluate.memorisation import memorisation
+from anonaudit.evaluate.protocols import EvalConfig, EvalResult, ModelScore, align_released, evaluate, same_windows
+from anonaudit.evaluate.verdict import Check
+from anonaudit.progress import ProgressFn, null_progress, scaled
+
+MIN_DISTANCE_RATIO = 0.95  # released windows at least this far (relative to held-out ones) from the training windows
 
 
 @dataclass
@@ -117,3 +125,35 @@ def dfi_transfer(real: SensorDataset, release: Release, setup: Setup, cfg: EvalC
                  "har_wf1": float(f1_score(frame["y"], frame["pred"], average="weighted")),
                  "har_acc": float((frame["y"] == frame["pred"]).mean())})
     return pd.DataFrame(rows)
+
+
+def threats(real: SensorDataset, released: SensorDataset, linkage: dict[str, str], assignment: dict[str, str],
+            anonymiser: Anonymiser, cfg: EvalConfig, windows: Windows,
+            progress: ProgressFn = null_progress) -> tuple[list[ModelScore], list[Check]]:
+    """The threat models beyond frozen and linkage attackers (issue 17), on one release.
+
+    * informed: the attacker runs the published anonymiser, with randomness of its own, on raw
+      reference recordings of every subject and trains every attacker on that output;
+    * metadata: released recordings linked to the original ones by duration and activity sequence;
+    * memorisation: released training-recording windows against held-out real windows, by their
+      distance to the nearest training window.
+    Returns the informed attackers' scores (rows like the harness's) and the other two as checks.
+    """
+    aligned = align_released(real, released, linkage)
+    transform = published(anonymiser, secrets.randbits(63), real)  # not the job seed: the attacker's own draws
+    informed = informed_attack(real, aligned, assignment, transform, cfg, scaled(progress, 0.0, 0.8))
+    progress(0.8, "metadata linkage")
+    meta = metadata_linkage(real, released, linkage, n_boot=cfg.n_boot, seed=cfg.seed)
+    checks = [Check("metadata", "duration and activity-sequence matcher", "recording", meta.metric, meta.score,
+                    *meta.ci.get(meta.metric, (float("nan"), float("nan"))), meta.chance, 2 * meta.chance,
+                    meta.passes())]
+    progress(0.9, "memorisation")
+    split = real.recordings["recording"].map(assignment).to_numpy(dtype=object)[windows.recording]
+    train, held_out = windows.subset(split == "train"), windows.subset(split == "test")
+    released_train = same_windows(train, aligned)
+    mem = memorisation(train.X, held_out.X, released_train.X, holdout_groups=held_out.recording,
+                       released_groups=train.recording, n_boot=cfg.n_boot, seed=cfg.seed)
+    checks.append(Check("memorisation", "nearest training window", "window", "distance_ratio", mem.ratio, *mem.ci,
+                        1.0, MIN_DISTANCE_RATIO, mem.passes(MIN_DISTANCE_RATIO)))
+    progress(1.0, "threat models measured")
+    return informed, checks

@@ -15,7 +15,7 @@ same positions), so "the same window, anonymised" is always well defined.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,6 +36,8 @@ from anonaudit.progress import ProgressFn, null_progress, scaled
 
 SAMPLING_MODES = ("all", "random", "uniform", "equidistant")
 PROTOCOLS = ("utility", "privacy", "soft_biometrics")
+
+ClassifierFactory = Callable[[str, int, int], Classifier]  # (model name, classes, seed offset) → unfitted model
 
 
 @dataclass
@@ -196,6 +198,47 @@ def _score(model: Classifier, test: Windows, y: np.ndarray, n_classes: int, cfg:
     return out
 
 
+def classifier_factory(real: SensorDataset, cfg: EvalConfig) -> ClassifierFactory:
+    """Models by name for ``real``'s channels, seeded ``cfg.seed + offset``, so every threat model builds them alike."""
+    groups_idx = {g: [real.channels.index(c) for c in chans] for g, chans in real.channel_groups.items()}
+
+    def new(name: str, n_classes: int, seed_offset: int) -> Classifier:
+        return make_classifier(name, n_classes, config=replace(cfg.train, seed=cfg.seed + seed_offset),
+                               channel_groups=groups_idx, channels=real.channels)
+
+    return new
+
+
+def release_attackers(cfg: EvalConfig) -> list[str]:
+    """The attackers trained against a release: the frozen network's architecture first, then ``cfg.attackers``."""
+    return [cfg.reid_model] + [a for a in cfg.attackers if a != cfg.reid_model]
+
+
+def reid_split(real: SensorDataset, windows: Windows, assignment: Mapping[str, str]) -> np.ndarray:
+    """Each window's re-identification split (train, val or test); every subject must have train and test recordings."""
+    _check_reid_assignment(real, assignment)
+    return real.recordings["recording"].map(assignment).to_numpy(dtype=object)[windows.recording]
+
+
+def retrain_attackers(names: Sequence[str], new: ClassifierFactory, train: Windows, val: Windows | None,
+                      test: Windows, cfg: EvalConfig, *, train_data: str, test_data: str,
+                      epoch_seconds: dict[str, float], progress: ProgressFn) -> list[ModelScore]:
+    """Fit each attacker on ``train`` with the true subjects, score it on ``test`` by window and by recording.
+
+    One loop for every threat model whose attacker learns from labelled windows, so their rows
+    are built, seeded and scored the same way and stay comparable.
+    """
+    n_subj = len(train.subjects)
+    scores: list[ModelScore] = []
+    for i, name in enumerate(names):
+        step = scaled(progress, i / len(names), (i + 1) / len(names))
+        attacker = _fit(new(name, n_subj, 10 + i), train, train.subject, val, val.subject if val is not None else None, step)
+        epoch_seconds.setdefault(f"reid_{name}", getattr(attacker, "epoch_seconds", 0.0))
+        scores += _score(attacker, test, test.subject, n_subj, cfg, protocol="privacy", target="subject",
+                         train_data=train_data, test_data=test_data, groups=test.recording, recording_level=True)
+    return scores
+
+
 def _attribute_labels(ds: SensorDataset, attribute: str) -> tuple[np.ndarray, list[str]] | None:
     """Per-subject class codes for an attribute; continuous ones split at the subjects' median."""
     col = ds.subjects[attribute]
@@ -230,8 +273,6 @@ def evaluate(
     cfg = config or EvalConfig()
     cfg.check()
     rng = np.random.default_rng(cfg.seed)
-    train_cfg = replace(cfg.train, seed=cfg.seed)
-    groups_idx = {g: [real.channels.index(c) for c in chans] for g, chans in real.channel_groups.items()}
     notes: list[str] = []
     windows = make_windows(real, cfg.window_s, cfg.stride_s)
     unlabelled = windows.y < 0
@@ -241,11 +282,7 @@ def evaluate(
     rel_windows = same_windows(windows, released) if released is not None else None
     scores: list[ModelScore] = []
     epoch_seconds: dict[str, float] = {}
-
-    def new(name: str, n_classes: int, seed_offset: int) -> Classifier:
-        return make_classifier(name, n_classes, config=replace(train_cfg, seed=cfg.seed + seed_offset),
-                               channel_groups=groups_idx, channels=real.channels)
-
+    new = classifier_factory(real, cfg)
     if "privacy" in cfg.protocols and reid_assignment is None:  # a split that cannot work fails before training
         reid_assignment = recording_assignment(real, cfg.recording_fractions, by=cfg.recording_order)
     fidelity: dict[str, float] = {}
@@ -305,8 +342,7 @@ def _privacy(real: SensorDataset, windows: Windows, rel_windows: Windows | None,
     """Re-identification split by recording: the frozen network and attackers retrained on released data."""
     n_subj = len(real.subjects)
     rec_assign = reid_assignment or recording_assignment(real, cfg.recording_fractions, by=cfg.recording_order)
-    _check_reid_assignment(real, rec_assign)
-    rec_split = real.recordings["recording"].map(rec_assign).to_numpy(dtype=object)[windows.recording]
+    rec_split = reid_split(real, windows, rec_assign)
     r_tr, r_va, r_te = (windows.subset(rec_split == k) for k in ("train", "val", "test"))
     if frozen_reid is None:
         frozen = _fit(new(cfg.reid_model, n_subj, 3), r_tr, r_tr.subject, r_va, r_va.subject, scaled(progress, 0.35, 0.5))
@@ -320,14 +356,9 @@ def _privacy(real: SensorDataset, windows: Windows, rel_windows: Windows | None,
     a_tr, a_va, a_te = (source.subset(rec_split == k) for k in ("train", "val", "test"))
     if rel_windows is not None:
         scores += _score(frozen, a_te, r_te.subject, n_subj, cfg, train_data="real", test_data="released", **common)
-    attackers = [cfg.reid_model] + [a for a in cfg.attackers if a != cfg.reid_model] if rel_windows is not None else list(cfg.attackers)
-    for i, name in enumerate(attackers):
-        step = scaled(progress, 0.5 + 0.3 * i / len(attackers), 0.5 + 0.3 * (i + 1) / len(attackers))
-        attacker = _fit(new(name, n_subj, 10 + i), a_tr, a_tr.subject, a_va, a_va.subject, step)
-        epoch_seconds.setdefault(f"reid_{name}", getattr(attacker, "epoch_seconds", 0.0))
-        scores += _score(attacker, a_te, a_te.subject, n_subj, cfg, train_data=f"{source_name} (retrained)",
-                         test_data=source_name, **common)
-
+    attackers = release_attackers(cfg) if rel_windows is not None else list(cfg.attackers)
+    scores += retrain_attackers(attackers, new, a_tr, a_va, a_te, cfg, train_data=f"{source_name} (retrained)",
+                                test_data=source_name, epoch_seconds=epoch_seconds, progress=scaled(progress, 0.5, 0.8))
 
 
 def _soft_biometrics(real: SensorDataset, source: Windows, cfg: EvalConfig, new: Any, source_name: str,

@@ -20,7 +20,7 @@ from anonaudit.files import remove_unless
 from anonaudit.settings import get_settings
 from anonaudit.store.db import UrlOrEngine, session_scope
 from anonaudit.store.jobs import to_json
-from anonaudit.store.models import Dataset, utcnow
+from anonaudit.store.models import Dataset, ReleaseOverride, utcnow
 
 _COUNTS = {"sampling_rate": float, "n_subjects": int, "n_recordings": int, "n_samples": int, "n_channels": int}
 
@@ -153,3 +153,39 @@ def delete_dataset(name_or_id: str | int, *, url: UrlOrEngine = None) -> str:
 def unreadable_datasets(*, url: UrlOrEngine = None) -> list[str]:
     """Names of registered datasets whose files are missing or damaged: each one is data lost."""
     return [row["name"] for row in list_datasets(url=url) if SensorDataset.check_files(row["storage_path"])]
+
+
+def record_override(name_or_id: str | int, *, actor: str, reason: str, job_id: int | None = None,
+                    url: UrlOrEngine = None) -> dict[str, Any]:
+    """Record a steward's override of a refused release: who, when, why, and the verdict overridden."""
+    with session_scope(url) as session:
+        row = _get(session, name_or_id)
+        if row.format != "release":
+            raise ParameterError("dataset", f"{row.name!r} is not a release; only releases have verdicts to override")
+        if row.releasable is not False:
+            state = "was never checked" if row.releasable is None else "passed its release check"
+            raise ParameterError("dataset", f"release {row.name!r} {state}; only a refused release needs an override"
+                                            + ("; run `anonaudit release-check` first" if row.releasable is None else ""))
+        override = ReleaseOverride(dataset_id=row.id, job_id=job_id, actor=actor, reason=reason,
+                                   verdict=to_json(row.release_check or {}, "verdict"), created_at=utcnow())
+        session.add(override)
+        session.flush()
+        return override.to_dict()
+
+
+def overrides(name_or_id: str | int, *, url: UrlOrEngine = None) -> list[dict[str, Any]]:
+    """The recorded overrides of a release, oldest first."""
+    with session_scope(url) as session:
+        row = _get(session, name_or_id)
+        stmt = select(ReleaseOverride).where(ReleaseOverride.dataset_id == row.id).order_by(ReleaseOverride.id)
+        return [o.to_dict() for o in session.scalars(stmt)]
+
+
+def may_export(name_or_id: str | int, *, url: UrlOrEngine = None) -> bool:
+    """Whether a release's files may leave the store: its check passed, or a steward's override is recorded."""
+    with session_scope(url) as session:
+        row = _get(session, name_or_id)
+        if row.releasable:
+            return True
+        stmt = select(ReleaseOverride.id).where(ReleaseOverride.dataset_id == row.id).limit(1)
+        return session.scalars(stmt).first() is not None

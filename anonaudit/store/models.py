@@ -186,3 +186,17 @@ class JobLog(Base):
     ts: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     level: Mapped[str] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text)
+
+
+class ReleaseOverride(Base):
+    """A steward's recorded decision to export a release its check refused: who, when, against which verdict."""
+
+    __tablename__ = "release_overrides"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(200))  # the signed-in role (app) or the operating-system user (CLI)
+    reason: Mapped[str] = mapped_column(Text)
+    verdict: Mapped[dict[str, Any]] = mapped_column(JSONType)  # the refused verdict, as it stood
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -59,6 +59,19 @@ if releases:
             st.error(f"threshold: {threshold!r} is not a number")
         else:
             ui.submit("release_check", {"dataset": chosen, "threshold": value})
+    refused = [d["name"] for d in releases if d["releasable"] is False]
+    if refused:
+        why = ui.denied("override_release")
+        with st.expander("Override a refused release (recorded: who, when, why, which verdict)"):
+            st.caption("A refused release is kept out of the exported files and the downloads. Overriding exports "
+                       "it anyway; the decision is stored and shown in the override job's report.")
+            with st.form("override"):
+                target = st.selectbox("Refused release", refused)
+                reason = st.text_area("Why it may go out anyway")
+                go_override = st.form_submit_button("Override and export", disabled=why is not None, help=why)
+            if go_override:
+                ui.submit("release_override", {"dataset": target, "reason": reason,
+                                               "actor": f"{ui.current_role()} (app)"})
 
 
 def _frontier_chart(table: pd.DataFrame) -> alt.LayerChart:
@@ -87,9 +100,9 @@ else:
     st.altair_chart(_frontier_chart(table), width="stretch")
     st.dataframe(table.sort_values("re-identification"), hide_index=True, width="stretch")
 
-jobs = ui.recent("anonymise") + ui.recent("release_check")
+jobs = ui.recent("anonymise") + ui.recent("release_check") + ui.recent("release_override")
 if jobs:
-    st.subheader("Anonymisation and release-check jobs")
+    st.subheader("Anonymisation, release-check and override jobs")
     ui.jobs_table(sorted(jobs, key=lambda j: -j["id"]))
     chosen = ui.pick_finished(jobs, "Show results of job")
     if chosen is not None:

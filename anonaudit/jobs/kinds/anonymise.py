@@ -1,20 +1,24 @@
-"""Job kinds ``anonymise`` and ``release_check``.
+"""Job kinds ``anonymise``, ``release_check`` and ``release_override``.
 
 ``anonymise`` trains (or loads) an anonymiser, releases the whole dataset under pseudonyms —
-registered in the store in the canonical format and exported as CSV and Parquet under the
-job's ``release/`` folder — and judges it with the evaluation harness. The linkage back to the
-original ids and the trained model name the original subjects: they are stored as private
+registered in the store in the canonical format — and judges it under every threat model: the
+frozen network, attackers retrained on the release (linkage), the informed attacker who runs the
+published method, metadata linkage and memorisation. The verdict is enforced: only a releasable
+release is exported as CSV and Parquet under the job's ``release/`` folder. The linkage back to
+the original ids and the trained model name the original subjects: they are stored as private
 artifacts (``private/…``) of the job, never inside the release.
 
-``release_check`` re-runs the adaptive attackers on a release and marks it releasable only if
-the strongest recording-level re-identification stays at or below a threshold (default: twice
-chance), recording the verdict and its reasons on the dataset.
+``release_check`` re-runs the threat models on a release (the anonymise job's or the main job's)
+and exports it if it passes; ``release_override`` exports a refused release on a steward's
+recorded decision. Limits are set against uniform chance, 1/N subjects (default: twice that).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields, replace
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -25,6 +29,7 @@ from anonaudit.data.dataset import SensorDataset
 from anonaudit.data.resample import resample
 from anonaudit.errors import DataError, ParameterError
 from anonaudit.evaluate.protocols import EvalResult, align_released, evaluate
+from anonaudit.evaluate.verdict import Check, release_verdict, reidentification_checks
 from anonaudit.jobs.context import JobContext
 from anonaudit.jobs.datasets import check_name, open_dataset, register_derived
 from anonaudit.jobs.kinds.evaluate import eval_config, record_evaluation
@@ -89,14 +94,40 @@ def anonymiser_config(p: AnonymiseParams, seed: int) -> AnonymiserConfig:
     return AnonymiserConfig(method=p.method, epochs=p.gan_epochs, seed=seed, **values)
 
 
-def _publish_release(ctx: JobContext, release: Release, original: Any, replace: bool) -> dict[str, Any]:
-    files = export_release(release.dataset, ctx.artifact_path("release/samples.csv.gz").parent)
-    check_no_identifiers(release.dataset, original, files)
+def _register_release(ctx: JobContext, release: Release, original: Any, replace: bool) -> dict[str, Any]:
+    """Store the released dataset (inside the store only) and its private linkage; nothing is exported yet."""
+    check_no_identifiers(release.dataset, original, [])
     record = register_derived(ctx, release.dataset, format="release", replace=replace)
     ctx.write_json(LINKAGE, {"warning": "links pseudonyms to real identities: never distribute",
                              "original_dataset": original.name, "recordings": release.recording_linkage,
                              "subjects": release.subject_linkage, "dfi_targets": release.targets})
     return record
+
+
+def export_files(ctx: JobContext, released: SensorDataset, original: SensorDataset) -> list[str]:
+    """Write the flat release files (CSV, Parquet) as this job's ``release/`` artifacts.
+
+    Only a release whose check passed, or whose refusal a steward overrode, gets here: these
+    are the files the app offers for download."""
+    files = export_release(released, ctx.artifact_path("release/samples.csv.gz").parent)
+    check_no_identifiers(released, original, files)
+    return [f"release/{f.name}" for f in files]
+
+
+def enforce(ctx: JobContext, verdict: dict[str, Any], released: SensorDataset, original: SensorDataset,
+            prefix: str = "") -> dict[str, Any]:
+    """Record the verdict on the released dataset; export the files only if it is releasable."""
+    dataset_store.set_release_verdict(released.name, verdict["releasable"], {**verdict, "job_id": ctx.job_id})
+    ctx.write_json(f"{prefix}release_check.json", verdict)
+    ctx.log(verdict["reason"], "info" if verdict["releasable"] else "warning")
+    if verdict["releasable"]:
+        export_files(ctx, released, original)
+    else:
+        ctx.log(f"release {released.name!r} withheld: no release files were exported. A data steward may override "
+                f"the verdict, on the record: `anonaudit release-override {released.name} --reason TEXT`", "warning")
+    return {f"{prefix}releasable": verdict["releasable"], f"{prefix}release_check": verdict["reason"],
+            f"{prefix}release_threat_model": verdict["threat_model"], f"{prefix}release_attacker": verdict["attacker"],
+            f"{prefix}release_withheld": not verdict["releasable"]}
 
 
 def _record_transfer(ctx: JobContext, table: Any) -> dict[str, float]:
@@ -153,16 +184,24 @@ def anonymise_and_judge(ctx: JobContext, p: AnonymiseParams, real: SensorDataset
     release = anonymise_dataset(real, anonymiser, name=name, target=p.target, seed=ctx.seed,
                                 progress=scaled(progress, 0.6, 0.7))
     ctx.metric("throughput_windows_per_s", release.windows_per_s)
-    record = _publish_release(ctx, release, real, p.replace)
+    record = _register_release(ctx, release, real, p.replace)
     out: dict[str, Any] = {"released": record["name"], "method": p.method, "windows": release.windows,
                            "throughput_windows_per_s": round(release.windows_per_s, 1)}
     result = None
     if p.evaluate:
-        result = workflow.judge(real, release, setup, cfg, scaled(progress, 0.7, 0.95))
+        result = workflow.judge(real, release, setup, cfg, scaled(progress, 0.7, 0.88))
+        informed, checks = workflow.threats(real, release.dataset, release.recording_linkage, setup.assignment,
+                                            anonymiser, cfg, setup.windows, scaled(progress, 0.88, 0.97))
+        result.scores.extend(informed)
         out.update(record_evaluation(ctx, result, prefix=prefix))
         if p.method == "anon_dfi":
             out.update(_record_transfer(ctx, workflow.dfi_transfer(real, release, setup, cfg)))
-    progress(1.0, "released")
+        out.update(enforce(ctx, check_verdict(result, None, len(real.subjects), checks), release.dataset, real))
+    else:
+        ctx.log(f"release {record['name']!r} was not judged, so it is withheld: run `anonaudit release-check "
+                f"{record['name']}` to export it", "warning")
+        out["release_withheld"] = True
+    progress(1.0, "released" if not out.get("release_withheld") else "judged and withheld")
     return {f"{prefix}{k}": v for k, v in out.items()}, result
 
 
@@ -190,57 +229,93 @@ class ReleaseCheckParams:
             raise ParameterError("threshold", f"is an accuracy and must lie in [0, 1], got {self.threshold}")
 
 
-def _origin(released_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The anonymise job that produced a release, and its private linkage."""
+def _origin(released_name: str) -> tuple[AnonymiseParams, dict[str, Any], Path]:
+    """How a release was made (the anonymise job's parameters, or the main job's release stage) and its
+    private linkage."""
     record = dataset_store.get_dataset(released_name)
     job_id = record.get("import_job_id")
     job = job_store.job_dict(job_id) if job_id is not None else None
-    if job is None or job["kind"] != "anonymise":
-        raise DataError(f"dataset {released_name!r} was not produced by an anonymise job here; "
+    if job is None or job["kind"] not in ("anonymise", "pipeline") or record["format"] != "release":
+        raise DataError(f"dataset {released_name!r} was not produced by an anonymise job or the main job here; "
                         "only releases made by anonaudit can be checked (their linkage is private to this store)")
     path = artifact_store.job_dir(job_id) / LINKAGE
     if not path.is_file():
         raise DataError(f"the linkage of release {released_name!r} is missing", file=path)
-    return job, json.loads(path.read_text())
+    linkage = json.loads(path.read_text())
+    if job["kind"] == "anonymise":
+        params = parse_params(AnonymiseParams, job["params"])
+    else:
+        from anonaudit.jobs.kinds.pipeline import PipelineParams, release_params  # the main job imports this module
+
+        params = release_params(parse_params(PipelineParams, job["params"]), linkage["original_dataset"])
+    model = Path(params.model) if params.model else artifact_store.job_dir(job_id) / MODEL
+    return params, linkage, model
 
 
-def check_verdict(result: EvalResult, threshold: float | None) -> dict[str, Any]:
-    """Strongest retrained recording-level attacker against the threshold (default 2 × chance)."""
-    t = result.table()
-    rows = t[(t["protocol"] == "privacy") & (t["level"] == "recording") & (t["metric"] == "accuracy")
-             & t["train_data"].str.endswith("(retrained)")]
-    if rows.empty:
-        raise DataError("no recording-level re-identification could be measured on this release")
-    best = rows.loc[rows["value"].idxmax()]
-    chance = float(best["chance"])
-    limit = threshold if threshold is not None else min(1.0, 2 * chance)
-    acc = float(best["value"])
-    ok = acc <= limit
-    reason = (f"the strongest retrained attacker ({best['model']}) re-identifies {acc:.1%} of held-out recordings "
-              f"(95 % CI {best['ci_low']:.1%}–{best['ci_high']:.1%}; chance {chance:.1%}); "
-              f"the limit is {limit:.1%}" + ("" if threshold is not None else " (twice chance)"))
-    return {"releasable": ok, "reid_recording_acc": round(acc, 4), "attacker": best["model"], "chance": round(chance, 4),
-            "threshold": round(limit, 4), "reason": ("releasable: " if ok else "NOT releasable: ") + reason,
-            "attackers": {r["model"]: round(float(r["value"]), 4) for r in rows.to_dict("records")}}
+def check_verdict(result: EvalResult, threshold: float | None, n_subjects: int,
+                  checks: Sequence[Check] = ()) -> dict[str, Any]:
+    """The maximum over every threat model and attacker measured on the release, against uniform chance;
+    ``checks`` adds the threat models that are not re-identification tables (metadata, memorisation)."""
+    rows = reidentification_checks(result.table(), n_subjects, threshold)
+    if threshold is not None:  # a steward's own limit applies to every re-identification figure, metadata included
+        checks = [replace(c, limit=threshold, passes=c.value <= threshold) if c.threat == "metadata" else c
+                  for c in checks]
+    return release_verdict([*rows, *checks]).to_dict()
 
 
 @job_kind("release_check", params=ReleaseCheckParams, releases=True)
 def run_release_check(ctx: JobContext) -> dict[str, Any]:
     p = parse_params(ReleaseCheckParams, ctx.params)
-    job, linkage = _origin(p.dataset)
-    origin = parse_params(AnonymiseParams, job["params"])
+    origin, linkage, model = _origin(p.dataset)
     real = open_dataset(origin.dataset)
     if origin.resample_hz:
         real = resample(real, origin.resample_hz)
-    released = align_released(real, open_dataset(p.dataset), linkage["recordings"])
+    stored = open_dataset(p.dataset)
+    released = align_released(real, stored, linkage["recordings"])
     cfg = eval_config(origin, ctx.seed)
     attackers = tuple(p.attackers) if p.attackers else cfg.attackers
     cfg = replace(cfg, attackers=attackers, reid_model=attackers[0], protocols=("privacy",), n_boot=p.n_boot)
     cfg.check()
-    result = evaluate(real, released, cfg, progress=ctx.progress)
+    setup = workflow.prepare(real, cfg, train_reid=False)  # the anonymiser's recording split, recomputed
+    result = evaluate(real, released, cfg, progress=scaled(ctx.progress, 0.0, 0.7), reid_assignment=setup.assignment)
+    if not model.is_file():
+        raise DataError(f"the trained anonymiser of release {p.dataset!r} is missing, so the informed attacker "
+                        "cannot run it", file=model)
+    informed, checks = workflow.threats(real, stored, linkage["recordings"], setup.assignment, Anonymiser.load(model),
+                                        cfg, setup.windows, scaled(ctx.progress, 0.7, 1.0))
+    result.scores.extend(informed)
     record_evaluation(ctx, result)
-    verdict = check_verdict(result, p.threshold)
-    ctx.write_json("release_check.json", verdict)
-    dataset_store.set_release_verdict(p.dataset, verdict["releasable"], {**verdict, "job_id": ctx.job_id})
-    ctx.log(verdict["reason"], "info" if verdict["releasable"] else "warning")
-    return {k: v for k, v in verdict.items() if k != "attackers"}
+    verdict = check_verdict(result, p.threshold, len(real.subjects), checks)
+    enforce(ctx, verdict, stored, real)
+    return {"dataset": p.dataset, **{k: v for k, v in verdict.items() if k != "checks"}}
+
+
+# ----------------------------------------------------------------------------- override
+@dataclass
+class OverrideParams:
+    dataset: str
+    reason: str
+    actor: str | None = None  # who decided; the API fills in the signed-in role or the OS user
+
+    def check(self) -> None:
+        if len(self.reason.strip()) < 10:
+            raise ParameterError("reason", "say why the refused release may go out anyway (at least 10 characters); "
+                                           "it is recorded with the override and shown in the report")
+
+
+@job_kind("release_override", params=OverrideParams, releases=True)
+def run_release_override(ctx: JobContext) -> dict[str, Any]:
+    """Export a refused release on a steward's recorded decision (who, when, why, which verdict)."""
+    p = parse_params(OverrideParams, ctx.params)
+    origin, _, _ = _origin(p.dataset)
+    override = dataset_store.record_override(p.dataset, actor=p.actor or "unknown", reason=p.reason.strip(),
+                                             job_id=ctx.job_id)
+    files = export_files(ctx, open_dataset(p.dataset), open_dataset(origin.dataset))
+    verdict = override["verdict"]
+    ctx.write_json("override.json", {**override, "files": files})
+    ctx.log(f"release {p.dataset!r} exported although its check refused it ({verdict.get('reason', 'no verdict')}); "
+            f"overridden by {override['actor']} at {override['created_at']:%Y-%m-%d %H:%M} UTC: {override['reason']}",
+            "warning")
+    return {"dataset": p.dataset, "overridden_by": override["actor"], "override_reason": override["reason"],
+            "overridden_at": str(override["created_at"]), "overridden_verdict": verdict.get("reason", ""),
+            "release_files": ", ".join(files)}

@@ -25,7 +25,7 @@ from anonaudit.jobs.context import JobContext
 from anonaudit.evaluate.protocols import evaluate
 from anonaudit.explain.windows import window_table
 from anonaudit.jobs.datasets import import_dataset
-from anonaudit.jobs.kinds.anonymise import AnonymiseParams, anonymise_and_judge, check_verdict
+from anonaudit.jobs.kinds.anonymise import AnonymiseParams, anonymise_and_judge
 from anonaudit.jobs.kinds.evaluate import eval_config, record_evaluation
 from anonaudit.jobs.kinds.bias_audit import BiasAuditParams
 from anonaudit.jobs.kinds.dp_train import DPTrainParams, train_and_record
@@ -34,7 +34,6 @@ from anonaudit.jobs.params import check_exists, parse_params
 from anonaudit.jobs.registry import job_kind
 from anonaudit.progress import scaled
 from anonaudit.reporting import plots
-from anonaudit.store.datasets import set_release_verdict
 
 
 @dataclass
@@ -77,14 +76,14 @@ class PipelineParams:
         if self.evaluate:
             eval_config(self, 0)
         if self.anonymise:
-            _release_params(self, placeholder)
+            release_params(self, placeholder)
         if self.dp:
             parse_params(DPTrainParams, _private_params(self, placeholder))
         if self.audit:
             parse_params(BiasAuditParams, _audit_params(self, placeholder, self.audit_characteristics or ["age_group"]))
 
 
-def _release_params(p: PipelineParams, name: str) -> AnonymiseParams:
+def release_params(p: PipelineParams, name: str) -> AnonymiseParams:
     params = AnonymiseParams(dataset=name, method=p.anonymise or "anon_acg", name=f"{name}-released", replace=True,
                              window_s=p.window_s, stride_s=p.stride_s, gan_epochs=p.gan_epochs,
                              ae_epochs=p.ae_epochs, epochs=p.epochs, evaluate=True, n_boot=p.n_boot,
@@ -126,13 +125,9 @@ def _explain_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: 
 def _release_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: str,
                    setup: workflow.Setup | None) -> dict[str, Any]:
     """Anonymise, release as ``<name>-released``, judge the release and record the release check."""
-    params = _release_params(p, name)
-    out, result = anonymise_and_judge(ctx, params, ds, scaled(ctx.progress, 0.65, 0.85), prefix="anon_", setup=setup)
-    verdict = check_verdict(result, None)
-    ctx.write_json("release_check.json", verdict)
-    set_release_verdict(out["anon_released"], verdict["releasable"], {**verdict, "job_id": ctx.job_id})
-    ctx.log(verdict["reason"], "info" if verdict["releasable"] else "warning")
-    return {**out, "anon_releasable": verdict["releasable"], "anon_release_check": verdict["reason"]}
+    out, _ = anonymise_and_judge(ctx, release_params(p, name), ds, scaled(ctx.progress, 0.65, 0.85), prefix="anon_",
+                                 setup=setup)
+    return out
 
 
 def _private_stage(ctx: JobContext, p: PipelineParams, name: str) -> dict[str, Any]:

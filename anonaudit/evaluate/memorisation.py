@@ -1,0 +1,175 @@
+"""Memorisation: does a release sit closer to the training windows than fresh real data does?
+
+Threat model 5 of issue 17 (distance to closest record; synthcity's identifiability, Stadler et
+al. 2022). A generator or anonymiser that copies its training windows is linkable even where no
+classifier finds it: each copy points at one training window, hence at one subject. Real windows
+of the same distribution that the model never saw (held-out) give the reference: a release that
+does not memorise lies as far from the training windows as they do, so the ratio of the median
+distances is about 1 and a copying release drives it toward 0. A ratio well above 1 is not a
+privacy problem, only a sign of poor fidelity, which the utility figures judge.
+
+Windows are z-scored per channel with the training windows' statistics (so no channel dominates
+by its unit) and compared by Euclidean distance on the flattened window. The nearest neighbour
+search is exact (scikit-learn's chunked brute force); query and reference sets are subsampled,
+seeded, to bound its cost. A copy is caught only if its source is among the sampled training
+windows, so ``max_reference`` should cover all training windows where time allows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import pairwise_distances_argmin_min
+
+from anonaudit.errors import DataError, ParameterError
+from anonaudit.progress import ProgressFn, null_progress
+
+
+# A held-out window whose root-mean-square difference from a training window is below this many
+# training standard deviations is a copy of it (rounding leaves about 1e-7 on exact copies).
+_COPY = 1e-4
+
+
+@dataclass(frozen=True)
+class MemorisationResult:
+    """Distances to the closest training window (z-scored units) of released and held-out windows.
+
+    ``ratio`` = ``median_released`` / ``median_holdout`` with a bootstrap 95 % ``ci`` (groups
+    resampled when given); ``close_share`` is the share of released windows nearer to a training
+    window than ``close_threshold``, the ``close_quantile`` of held-out distances, so a release
+    that does not memorise has ``close_share`` ≈ ``close_quantile``. Counts are after subsampling.
+    """
+
+    ratio: float
+    ci: tuple[float, float]
+    median_released: float
+    median_holdout: float
+    close_share: float
+    close_threshold: float
+    close_quantile: float
+    n_train: int
+    n_holdout: int
+    n_released: int
+
+    def passes(self, min_ratio: float = 0.95) -> bool:
+        """Whether released windows are at least ``min_ratio`` × as far from training data as held-out ones."""
+        return self.ratio >= min_ratio
+
+
+def _check_windows(arrays: dict[str, np.ndarray]) -> None:
+    """DataError naming the set that is not a non-empty, finite (n, time, channels) array like the others."""
+    shape = None
+    for name, X in arrays.items():
+        if X.ndim != 3 or len(X) == 0:
+            raise DataError(f"{name} must be a non-empty array shaped (windows, time, channels), got shape {X.shape}")
+        if shape is not None and X.shape[1:] != shape[1]:
+            raise DataError(f"{name} have (time, channels) {X.shape[1:]} but {shape[0]} have {shape[1]}; "
+                            "cut all three sets with the same window length and channels")
+        if not np.isfinite(X).all():
+            raise DataError(f"{name} contain non-finite values")
+        shape = shape or (name, X.shape[1:])
+
+
+def _check_groups(groups: np.ndarray | None, n: int, name: str) -> np.ndarray:
+    if groups is None:
+        return np.arange(n)
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise DataError(f"{name} has shape {groups.shape}; it needs one group (recording or subject) per "
+                        f"window, shape ({n},)")
+    return groups
+
+
+def _subsample(n: int, most: int, rng: np.random.Generator) -> np.ndarray:
+    return np.sort(rng.choice(n, most, replace=False)) if n > most else np.arange(n)
+
+
+def _bootstrap_medians(d: np.ndarray, groups: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Medians of ``d`` over ``n_boot`` resamples of whole groups with replacement (weighted medians).
+
+    Windows of one recording are not independent, so groups, not windows, are the resampled unit
+    (as in :func:`anonaudit.evaluate.metrics.classification_report`).
+    """
+    codes, inverse = np.unique(groups, return_inverse=True)
+    weights = rng.multinomial(len(codes), np.full(len(codes), 1 / len(codes)), size=n_boot)[:, inverse.reshape(-1)]
+    order = np.argsort(d)
+    cumulative = np.cumsum(weights[:, order], axis=1)
+    return d[order][(cumulative >= cumulative[:, -1:] / 2).argmax(axis=1)]
+
+
+def memorisation(
+    train: np.ndarray,
+    holdout: np.ndarray,
+    released: np.ndarray,
+    *,
+    holdout_groups: np.ndarray | None = None,
+    released_groups: np.ndarray | None = None,
+    max_queries: int = 2000,
+    max_reference: int = 20_000,
+    close_quantile: float = 0.05,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: ProgressFn = null_progress,
+) -> MemorisationResult:
+    """Distance-to-closest-record check of ``released`` against ``train``, with ``holdout`` as the reference.
+
+    All three are (windows, time, channels) arrays: what the model was fitted on, real windows
+    of the same distribution it never saw, and the release cut into windows of the same shape.
+    ``*_groups`` (the recording or subject of each window) make the bootstrap resample whole
+    groups; without them every window is its own group.
+    """
+    for name, value, least in (("max_queries", max_queries, 1), ("max_reference", max_reference, 1),
+                               ("n_boot", n_boot, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ParameterError(name, f"must be a whole number >= {least}, got {value!r}")
+    if isinstance(close_quantile, bool) or not isinstance(close_quantile, (int, float)) or not 0 < close_quantile < 1:
+        raise ParameterError("close_quantile", f"must be a fraction strictly between 0 and 1, got {close_quantile!r}")
+    arrays = {"training windows": np.asarray(train), "held-out windows": np.asarray(holdout),
+              "released windows": np.asarray(released)}
+    _check_windows(arrays)
+    train, holdout, released = arrays.values()
+    holdout_groups = _check_groups(holdout_groups, len(holdout), "holdout_groups")
+    released_groups = _check_groups(released_groups, len(released), "released_groups")
+
+    rng = np.random.default_rng(seed)
+    mean = train.mean(axis=(0, 1), dtype=np.float64)
+    std = train.std(axis=(0, 1), dtype=np.float64)
+    scale = np.where(std > 0, std, 1.0)  # a channel constant in training is compared in its own units
+
+    def flat(X: np.ndarray, index: np.ndarray) -> np.ndarray:
+        return ((X[index] - mean) / scale).reshape(len(index), -1).astype(np.float32)
+
+    reference = flat(train, _subsample(len(train), max_reference, rng))
+    h_index = _subsample(len(holdout), max_queries, rng)
+    r_index = _subsample(len(released), max_queries, rng)
+    d_holdout = pairwise_distances_argmin_min(flat(holdout, h_index), reference)[1]
+    progress(0.5, "held-out windows: distance to the closest training window")
+    d_released = pairwise_distances_argmin_min(flat(released, r_index), reference)[1]
+    progress(0.9, "released windows: distance to the closest training window")
+
+    median_holdout, median_released = float(np.median(d_holdout)), float(np.median(d_released))
+    if median_holdout <= _COPY * math.sqrt(reference.shape[1]):
+        raise DataError("most held-out windows are copies of training windows; hold out whole recordings or "
+                        "subjects that the model was not fitted on")
+    threshold = float(np.quantile(d_holdout, close_quantile))
+    ci = (math.nan, math.nan)
+    if n_boot > 0:
+        with np.errstate(divide="ignore", invalid="ignore"):  # a resample of copies only: 0 / 0
+            boot = (_bootstrap_medians(d_released, released_groups[r_index], n_boot, rng)
+                    / _bootstrap_medians(d_holdout, holdout_groups[h_index], n_boot, rng))
+        ci = (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)))
+    progress(1.0, "memorisation ratio")
+    return MemorisationResult(
+        ratio=median_released / median_holdout,
+        ci=ci,
+        median_released=median_released,
+        median_holdout=median_holdout,
+        close_share=float(np.mean(d_released < threshold)),
+        close_threshold=threshold,
+        close_quantile=float(close_quantile),
+        n_train=len(reference),
+        n_holdout=len(h_index),
+        n_released=len(r_index),
+    )

@@ -1,0 +1,282 @@
+"""Threat models of issue 17: metadata linkage (and its defence) and memorisation (distance to closest record)."""
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anonaudit.anonymise.anonymiser import Anonymiser, AnonymiserConfig
+from anonaudit.anonymise.release import Release, anonymise_dataset
+from anonaudit.data.dataset import SensorDataset, concat_recordings
+from anonaudit.data.windows import make_windows
+from anonaudit.errors import DataError, ParameterError
+from anonaudit.evaluate.linkage import coarsen_metadata, metadata_linkage
+from anonaudit.evaluate.memorisation import memorisation
+
+from factories import tiny_dataset
+
+SCRIPT = (0, 1, 2, 0)  # walk, sit, stand, walk: the published protocol every subject follows
+
+
+def protocol_dataset(n_subjects: int = 10, n_trials: int = 20, rate: float = 10.0) -> SensorDataset:
+    """Every subject follows SCRIPT, each run 9–11 s long, drawn afresh for every trial.
+
+    Exact run lengths make every recording's metadata unique, so exact metadata re-links each
+    one; but the timing carries no habit of the subject, so once it is coarsened nothing ties a
+    recording to its subject any more and uniform chance is the floor the attacker must fall to.
+    """
+    rng = np.random.default_rng(0)
+    parts, subjects, ids = [], [], []
+    for s in range(n_subjects):
+        for t in range(n_trials):
+            runs = np.round(rng.uniform(9.0, 11.0, len(SCRIPT)) * rate).astype(int)
+            labels = np.repeat(SCRIPT, runs)
+            parts.append((rng.normal(size=(len(labels), 2)).astype(np.float32), labels))
+            subjects.append(f"P{s:02d}")
+            ids.append(f"P{s:02d}_t{t}")
+    signals, labels, starts, lengths = concat_recordings(parts)
+    return SensorDataset(
+        name="protocol", sampling_rate=rate, channels=["c0", "c1"], signals=signals, labels=labels,
+        activities=["walk", "sit", "stand"],
+        recordings=pd.DataFrame({"recording": ids, "subject": subjects, "start": starts, "length": lengths}),
+        subjects=pd.DataFrame({"subject": sorted(set(subjects))}))
+
+
+@pytest.fixture(scope="module")
+def original() -> SensorDataset:
+    return protocol_dataset()
+
+
+@pytest.fixture(scope="module")
+def release(original) -> Release:
+    """The real release path with the identity anonymiser: shuffled, random ids and pseudonyms, exact metadata."""
+    anonymiser = Anonymiser(AnonymiserConfig(method="none")).fit(
+        make_windows(original, 1.0).X, np.zeros(1), np.zeros(1), subjects=original.subject_ids,
+        channels=original.channels)
+    return anonymise_dataset(original, anonymiser, name="released")
+
+
+def in_original_order(release: Release, original: SensorDataset) -> SensorDataset:
+    """The release with its recordings in the original's order, so that seeded coarsening is reproducible.
+
+    (The release's own order comes from the OS CSPRNG; the attacker never sees either order, it
+    breaks ties by a seeded random permutation.)
+    """
+    ds = release.dataset
+    position = {orig: i for i, orig in enumerate(original.recordings["recording"])}
+    order = np.argsort([position[release.recording_linkage[r]] for r in ds.recordings["recording"]])
+    slices = ds.recording_slices()
+    lengths = ds.recordings["length"].to_numpy()[order]
+    return replace(ds, signals=np.concatenate([ds.signals[slices[i]] for i in order]),
+                   labels=np.concatenate([ds.labels[slices[i]] for i in order]),
+                   recordings=ds.recordings.iloc[order].assign(start=np.concatenate([[0], np.cumsum(lengths)[:-1]])))
+
+
+# ----------------------------------------------------------------------------- metadata linkage
+def test_exact_lengths_and_labels_relink_every_recording(original, release):
+    released = release.dataset
+    assert not set(released.recordings["recording"]) & set(original.recordings["recording"])
+    result = metadata_linkage(original, released, release.recording_linkage, n_boot=300)
+    assert result.accuracy == 1.0 and result.balanced_accuracy == 1.0 and result.exact_link_rate == 1.0
+    assert result.chance == pytest.approx(0.1) and result.n_subjects == 10 and result.n_recordings == 200
+    assert result.risk == pytest.approx(1.0) and result.risk_ci == pytest.approx((1.0, 1.0))
+    assert result.ci == {"accuracy": (1.0, 1.0), "balanced_accuracy": (1.0, 1.0)}
+    assert not result.passes() and result.score > 2 * result.chance and result.metric == "accuracy"
+    # metadata alone: the attacker never looks at the signals
+    blank = replace(released, signals=np.zeros_like(released.signals))
+    assert metadata_linkage(original, blank, release.recording_linkage, n_boot=0).accuracy == 1.0
+
+
+def test_coarsened_metadata_drops_the_attacker_to_chance(original, release):
+    released = in_original_order(release, original)
+    coarse = coarsen_metadata(released, np.random.default_rng(1))  # 10 s quantum, 1.28 s jitter
+    assert set(np.unique(coarse.recordings["length"] % 100)) == {0}
+    result = metadata_linkage(original, coarse, release.recording_linkage, n_boot=500)
+    assert result.passes() and result.score <= 2 * result.chance
+    assert result.score == getattr(result, result.metric) and result.ci[result.metric][0] <= result.score
+    assert result.exact_link_rate <= 0.05  # from 1.0
+    low, high = result.ci["accuracy"]
+    assert low <= result.chance <= high and 0.02 < high - low < 0.2
+    assert result.risk == pytest.approx((result.accuracy - 0.1) / 0.9)
+    assert result.risk < 0.1
+    # the same draws without the jitter: rounding alone leaves the change points as they were
+    rounded = coarsen_metadata(released, np.random.default_rng(1), jitter_s=0.0)
+    assert metadata_linkage(original, rounded, release.recording_linkage, n_boot=0).score > result.score
+
+
+def test_attacker_matches_through_small_perturbations(original, release):
+    """Change points moved by up to two samples (no exact match left) still link: the matching is tolerant."""
+    released = in_original_order(release, original)
+    nudged = coarsen_metadata(released, np.random.default_rng(2), quantum_s=0.1, jitter_s=0.2)
+    assert not np.array_equal(nudged.labels, released.labels)
+    result = metadata_linkage(original, nudged, release.recording_linkage, n_boot=0)
+    assert result.accuracy >= 0.8 and result.exact_link_rate >= 0.8 and not result.passes()
+
+
+LENGTHS = [37, 55, 8, 121]
+LABELS = [np.repeat([0, 1], [20, 17]), np.repeat([2, 0, 1], [10, 25, 20]), np.full(8, 1),
+          np.repeat([0, 1, 2, 1], [30, 31, 30, 30])]
+
+
+def _runs(labels: np.ndarray) -> list[int]:
+    return [int(v) for i, v in enumerate(labels) if i == 0 or labels[i - 1] != v]
+
+
+def test_coarsen_metadata_trims_pads_and_jitters_consistently():
+    ds = tiny_dataset(LENGTHS, ["a", "a", "b", "b"], LABELS)  # channel 0 = global sample index
+    quantum, jitter = 20, 3  # samples at 10 Hz
+    old_start = ds.recordings["start"].to_numpy()
+    trims = pads = moved = 0
+    for seed in range(20):
+        out = coarsen_metadata(ds, np.random.default_rng(seed), quantum_s=2.0, jitter_s=0.3)
+        assert out.recordings["recording"].tolist() == ds.recordings["recording"].tolist()
+        assert out.recordings["trial"].tolist() == ds.recordings["trial"].tolist()
+        for k, part in enumerate(out.recording_slices()):
+            n, old = part.stop - part.start, LENGTHS[k]
+            assert n % quantum == 0 and n >= quantum and abs(n - old) < quantum
+            source = out.signals[part, 0].astype(int)
+            assert (source >= old_start[k]).all() and (source < old_start[k] + old).all()
+            assert (np.abs(np.diff(source)) == 1).all()  # contiguous, mirrored at the ends when padded
+            trims += n < old
+            pads += n > old
+            truth, labels = ds.labels[source], out.labels[part]
+            assert _runs(labels) == _runs(truth)  # the activity sequence is kept
+            wrong = np.flatnonzero(labels != truth)
+            change = np.flatnonzero(np.diff(truth)) + 1
+            moved += len(wrong) > 0
+            assert all(np.abs(change - i).min() <= jitter for i in wrong) if len(wrong) else True
+        assert ds.labels.tolist() == np.concatenate(LABELS).tolist()  # input untouched
+    assert trims and pads and moved
+    exact = coarsen_metadata(ds, np.random.default_rng(0), quantum_s=2.0, jitter_s=0.0)
+    assert np.array_equal(exact.labels, ds.labels[exact.signals[:, 0].astype(int)])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"quantum_s": 0.0}, "quantum_s"), ({"quantum_s": 0.05}, r"at least one sample \(0.1 s at 10 Hz\)"),
+    ({"quantum_s": float("nan")}, "quantum_s"), ({"jitter_s": -1.0}, "jitter_s.*>= 0"),
+    ({"jitter_s": float("inf")}, "jitter_s"),
+])
+def test_coarsen_metadata_rejects_bad_parameters(kwargs, match):
+    with pytest.raises(ParameterError, match=match):
+        coarsen_metadata(tiny_dataset(), np.random.default_rng(0), **kwargs)
+
+
+def test_metadata_linkage_rejects_bad_input():
+    ds = tiny_dataset([20, 15, 12], ["s0", "s1", "s0"])
+    link = {"r0": "r0", "r1": "r1", "r2": "r2"}
+    assert metadata_linkage(ds, ds, link, n_boot=0).exact_link_rate == 1.0
+    with pytest.raises(DataError, match=r"original recordings \['nope'\] that the original dataset does not have"):
+        metadata_linkage(ds, ds, {**link, "r2": "nope"})
+    with pytest.raises(DataError, match=r"lacks released recordings \['r2'\]"):
+        metadata_linkage(ds, ds, {"r0": "r0", "r1": "r1"})
+    with pytest.raises(DataError, match=r"names recordings \['extra'\] that the released dataset does not have"):
+        metadata_linkage(ds, ds, {**link, "extra": "r0"})
+    with pytest.raises(DataError, match="original recording 'r0'; releases are one-to-one"):
+        metadata_linkage(ds, ds, {**link, "r1": "r0"})
+    empty = replace(ds, signals=np.empty((0, 2), np.float32), labels=np.empty(0, np.int16),
+                    recordings=ds.recordings.iloc[:0], subjects=ds.subjects.iloc[:0])
+    with pytest.raises(DataError, match="released dataset 'tiny' has no recordings"):
+        metadata_linkage(ds, empty, {})
+    with pytest.raises(DataError, match="one subject"):
+        single = tiny_dataset([20, 15], ["s0", "s0"])
+        metadata_linkage(single, single, {"r0": "r0", "r1": "r1"})
+    with pytest.raises(DataError, match=r"activities \['jump'\] that the original does not"):
+        metadata_linkage(ds, replace(ds, activities=["a", "b", "jump"]), link)
+    with pytest.raises(ParameterError, match="grid"):
+        metadata_linkage(ds, ds, link, grid=0)
+
+
+# ----------------------------------------------------------------------------- memorisation
+def gait_windows(rng: np.random.Generator, n: int, time: int = 32, channels: int = 3) -> np.ndarray:
+    """Windows of one distribution: sinusoids of random frequency, phase and amplitude plus noise."""
+    t = np.arange(time)[None, :, None]
+    freq = rng.uniform(0.05, 0.2, (n, 1, channels))
+    phase = rng.uniform(0, 2 * np.pi, (n, 1, channels))
+    amp = rng.uniform(0.5, 2.0, (n, 1, channels))
+    return (amp * np.sin(2 * np.pi * freq * t + phase) + rng.normal(0, 0.3, (n, time, channels))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def windows() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return gait_windows(rng, 400), gait_windows(rng, 400), gait_windows(rng, 400)
+
+
+def test_a_generator_that_copies_training_windows_fails(windows):
+    train, holdout, _ = windows
+    rng = np.random.default_rng(1)
+    copies = train[rng.choice(len(train), 400)] + rng.normal(0, 0.01, (400, 32, 3)).astype(np.float32)
+    result = memorisation(train, holdout, copies, n_boot=300)
+    assert result.ratio < 0.05 and not result.passes()
+    assert result.ci[1] < 0.1 and result.close_share == 1.0 and result.close_quantile == 0.05
+    assert result.median_released < 0.05 * result.median_holdout
+    assert (result.n_train, result.n_holdout, result.n_released) == (400, 400, 400)
+
+
+def test_fresh_windows_pass(windows):
+    train, holdout, fresh = windows
+    result = memorisation(train, holdout, fresh, n_boot=500)
+    assert 0.95 <= result.ratio <= 1.05 and result.passes()
+    low, high = result.ci
+    assert low < result.ratio < high and low < 1.0 < high and high - low < 0.15
+    assert 0.01 <= result.close_share <= 0.1  # ≈ close_quantile when nothing is memorised
+    assert not result.passes(min_ratio=high + 0.01)
+
+
+def test_channel_units_do_not_hide_a_copy(windows):
+    """Copied gyro-like channels still count when a fresh channel is in units 1000 × larger (z-scoring)."""
+    train, holdout, fresh = (w.copy() for w in windows)
+    for w in (train, holdout, fresh):
+        w[..., 0] *= 1000
+    copied = np.concatenate([fresh[..., :1], train[..., 1:] + 0.01], axis=2)
+    result = memorisation(train, holdout, copied, n_boot=0)
+    assert 0.75 <= result.ratio <= 0.9 and not result.passes()  # in raw units the ratio would be 0.995
+
+
+def test_partial_copying_shows_in_the_close_share(windows):
+    train, holdout, fresh = windows
+    mixed = np.concatenate([fresh[:300], train[:100] + 0.01])
+    result = memorisation(train, holdout, mixed, n_boot=0)
+    assert result.close_share >= 0.25 and np.isnan(result.ci).all()  # no bootstrap, no interval
+
+
+def test_subsampling_is_seeded_and_sampled_copies_are_caught(windows):
+    train, holdout, _ = windows
+    copies = train + 0.01
+    result = memorisation(train, holdout, copies, max_reference=200, max_queries=150, n_boot=100, seed=3)
+    assert (result.n_train, result.n_holdout, result.n_released) == (200, 150, 150)
+    assert 0.35 <= result.close_share <= 0.65  # only copies of the sampled half of the training windows are caught
+    assert memorisation(train, holdout, copies, max_reference=200, max_queries=150, n_boot=100, seed=3) == result
+
+
+def test_group_bootstrap_widens_the_interval_for_correlated_windows(windows):
+    train, holdout, _ = windows
+    rng = np.random.default_rng(4)
+    base = gait_windows(rng, 20)  # 20 "recordings" of 20 nearly identical windows each
+    released = np.repeat(base, 20, axis=0) + rng.normal(0, 0.05, (400, 32, 3)).astype(np.float32)
+    groups = np.repeat(np.arange(20), 20)
+    per_window = memorisation(train, holdout, released, n_boot=500)
+    per_group = memorisation(train, holdout, released, released_groups=groups, n_boot=500)
+    assert per_group.ratio == per_window.ratio
+    assert per_group.ci[1] - per_group.ci[0] > 2 * (per_window.ci[1] - per_window.ci[0])
+
+
+def test_memorisation_rejects_bad_input(windows):
+    train, holdout, released = windows
+    with pytest.raises(DataError, match=r"training windows must be a non-empty array .* got shape \(0, 32, 3\)"):
+        memorisation(train[:0], holdout, released)
+    with pytest.raises(DataError, match="held-out windows must be .*shaped"):
+        memorisation(train, holdout[:, :, 0], released)
+    with pytest.raises(DataError, match=r"released windows have \(time, channels\) \(16, 3\) but training"):
+        memorisation(train, holdout, released[:, :16])
+    with pytest.raises(DataError, match="released windows contain non-finite"):
+        memorisation(train, holdout, np.where(np.arange(32)[None, :, None] == 5, np.nan, released))
+    with pytest.raises(DataError, match=r"released_groups has shape \(3,\)"):
+        memorisation(train, holdout, released, released_groups=np.arange(3))
+    with pytest.raises(DataError, match="held-out windows are copies of training windows"):
+        memorisation(train, train, released)
+    with pytest.raises(ParameterError, match="max_queries"):
+        memorisation(train, holdout, released, max_queries=0)
+    with pytest.raises(ParameterError, match="close_quantile"):
+        memorisation(train, holdout, released, close_quantile=1.0)
