@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from anonaudit.data.dataset import sampling_rate_problem
 from anonaudit.errors import ParameterError
 
 P = TypeVar("P")
@@ -78,6 +79,8 @@ def _check_number(name: str, value: float, spec: dataclasses.Field[Any]) -> None
         raise ParameterError(name, f"must not be negative, got {value}")
     if value == 0 and name.endswith(POSITIVE):
         raise ParameterError(name, "must be positive, got 0")
+    if name.endswith("_hz") and (problem := sampling_rate_problem(value)):  # a rate to resample to
+        raise ParameterError(name, problem)
 
 
 def to_params(obj: Any) -> dict[str, Any]:
