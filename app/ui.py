@@ -143,12 +143,16 @@ def show_outputs(job_id: int) -> None:
         st.warning(f"job {job_id} is {job['status']}" + (f": {job['error']}" if job.get("error") else ""))
         return
     result = job.get("result") or {}
+    for key in ("reason", "release_check", "anon_release_check"):  # the release verdict, first and in words
+        if key in result:
+            (st.success if result.get("releasable", result.get("anon_releasable")) else st.error)(result[key])
+            break
+    if "overridden_by" in result:
+        st.warning(f"Exported although its check refused it: overridden by {result['overridden_by']} at "
+                   f"{result['overridden_at']} — {result['override_reason']}")
     numbers = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     if numbers:
         st.dataframe(pd.DataFrame({"figure": list(numbers), "value": list(numbers.values())}), hide_index=True)
-    for key in ("reason", "anon_release_check"):
-        if key in result:
-            (st.success if result.get("releasable", result.get("anon_releasable")) else st.error)(result[key])
     artifacts = job["artifacts"]
     for art in artifacts:
         path = file_of(art)

@@ -253,6 +253,7 @@ def test_anonymise_page_queues_jobs_and_rejects_bad_thresholds(db_url, tmp_path)
     assert refused["result"]["releasable"] is False  # the identity "anonymiser" copies its training windows
     at = _page("2_Anonymise.py")
     assert not any(b.label.startswith("Download release/") for b in at.get("download_button"))
+    assert any(e.value.startswith("NOT releasable: memorisation") for e in at.error)  # the verdict, in words
     at.text_area[0].input("approved for the consortium's secure enclave")
     next(b for b in at.button if b.label == "Override and export").click().run()
     assert not at.exception, at.exception
@@ -263,6 +264,7 @@ def test_anonymise_page_queues_jobs_and_rejects_bad_thresholds(db_url, tmp_path)
     run_worker(max_jobs=1, kinds=["release_override"])
     at = _page("2_Anonymise.py")  # shows the newest finished job: the override, which exported the files
     assert any(b.label.startswith("Download release/") for b in at.get("download_button"))
+    assert any("overridden by steward (app)" in w.value for w in at.warning)
 
 
 def _judged(method: str, reid: float, f1: float) -> None:
