@@ -19,7 +19,9 @@ from anonaudit.store import jobs as job_store  # noqa: E402
 st.set_page_config(page_title="anonaudit · anonymise", layout="wide")
 st.title("Anonymise and release")
 st.caption("GAN (Anon_AG, Anon_AcG), identity transfer (Anon_DFI) and baselines. Releases carry random pseudonyms; "
-           "the linkage stays private to this store. A release check retrains attackers on the release.")
+           "the linkage stays private to this store. A release is judged under five threat models (frozen, "
+           "retrained, informed, metadata linkage, memorisation) and exported only if it passes, or on a "
+           "steward's recorded override.")
 
 datasets = dataset_store.list_datasets()
 originals = [d["name"] for d in datasets if d["format"] != "release"]
@@ -50,7 +52,8 @@ if releases:
     st.dataframe(frame, hide_index=True, width="stretch")
     with st.form("check"):
         chosen = st.selectbox("Release to check", [d["name"] for d in releases])
-        threshold = st.text_input("Highest acceptable recording-level re-identification (0–1; empty: twice chance)")
+        threshold = st.text_input("Highest acceptable re-identification, any threat model and level "
+                                  "(0–1; empty: twice uniform chance, 2/N subjects)")
         check = st.form_submit_button("Queue release check")
     if check:
         try:
