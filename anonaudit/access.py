@@ -167,17 +167,15 @@ def denied(role: str | None, action: str, *, kind: str | None = None) -> str | N
             raise ValueError(f"action {action!r} needs a job kind")
         from anonaudit.jobs.registry import spec
 
-        releases = spec(kind).releases
-    elif action not in STEWARD_ACTIONS and action not in ANY_ROLE_ACTIONS:
+        steward_only, what = spec(kind).releases, f"{JOB_ACTIONS[action]} {kind!r} jobs: they release data"
+    elif action in STEWARD_ACTIONS or action in ANY_ROLE_ACTIONS:
+        steward_only, what = action in STEWARD_ACTIONS, STEWARD_ACTIONS.get(action, "")
+    else:
         raise ValueError(f"unknown action {action!r}")
     if role not in ROLES:
         return "sign in first"
-    if action in JOB_ACTIONS:
-        if releases and role != "steward":
-            return f"only a data steward may {JOB_ACTIONS[action]} {kind!r} jobs: they release data"
-        return None
-    if action in STEWARD_ACTIONS and role != "steward":
-        return f"only a data steward may {STEWARD_ACTIONS[action]}"
+    if steward_only and role != "steward":
+        return f"only a data steward may {what}"
     return None
 
 

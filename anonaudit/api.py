@@ -40,8 +40,8 @@ def check(kind: str, params: Mapping[str, Any] | None = None, *, role: str = acc
 
 def run(kind: str, params: dict[str, Any] | None = None, *, seed: int | None = None,
         progress: ProgressFn | None = None, role: str = access.LOCAL_ROLE) -> dict[str, Any]:
-    """Run job ``kind`` now, in this process; return the finished job as a dict."""
-    check(kind, params, role=role)
+    """Run job ``kind`` now, in this process; return the finished job as a dict (``run_job_now`` validates)."""
+    access.require(role, "submit", kind=kind)
     job = run_job_now(kind, params or {}, seed=seed, progress=progress)
     return job_store.job_dict(job.id)
 

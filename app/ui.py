@@ -162,7 +162,7 @@ def show_outputs(job_id: int) -> None:
     for art in tables:
         with st.expander(art["name"]):
             st.dataframe(pd.read_csv(file_of(art)), hide_index=True, width="stretch")
-    release_downloads(job_id, artifacts)
+    release_downloads(job_id, artifacts, result)
 
 
 def _reader(path: Path) -> Callable[[], bytes]:
@@ -170,7 +170,7 @@ def _reader(path: Path) -> Callable[[], bytes]:
     return lambda: path.read_bytes()
 
 
-def release_downloads(job_id: int, artifacts: list[dict[str, Any]]) -> None:
+def release_downloads(job_id: int, artifacts: list[dict[str, Any]], result: dict[str, Any] | None = None) -> None:
     """Download buttons for a job's released files — for stewards only (releasing is their call)."""
     release = [a for a in artifacts if a["name"].startswith("release/")]
     if not release:
@@ -178,7 +178,7 @@ def release_downloads(job_id: int, artifacts: list[dict[str, Any]]) -> None:
     if not may_release():
         st.info("This job released data; only a data steward may download it.")
         return
-    result = job_store.get_job(job_id).result or {}
+    result = job_store.job_dict(job_id)["result"] if result is None else result
     name = result.get("anon_released") or result.get("released") or result.get("dataset")
     if name is None or not dataset_store.may_export(name):  # files of a release that was refused later
         st.error(f"Release {name!r} is withheld: its check refused it and no override is recorded.")
