@@ -9,7 +9,7 @@ act as the local operator, the app passes the signed-in role.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from anonaudit.jobs.worker import run_job_now
 from anonaudit.progress import ProgressFn
 from anonaudit.store import jobs as job_store
 
-__all__ = ["cancel", "check", "import_dataset", "open_dataset", "override_release", "rerun", "run", "run_pipeline",
+__all__ = ["cancel", "check", "frontier", "import_dataset", "open_dataset", "override_release", "rerun", "run", "run_pipeline",
            "submit", "write_report"]
 
 
@@ -93,3 +93,10 @@ def run_pipeline(path: str | Path = "sample_data", *, seed: int | None = None,
                  progress: ProgressFn | None = None, **params: Any) -> dict[str, Any]:
     """The main job on ``path``: import, window, split, evaluate … and a report."""
     return run("pipeline", {"path": str(path), **params}, seed=seed, progress=progress)
+
+
+def frontier(dataset: str, methods: Sequence[str] = ("donor",), *, seed: int | None = None,
+             progress: ProgressFn | None = None, **params: Any) -> dict[str, Any]:
+    """Sweep each method's privacy knob on a registered dataset, judge every point under every threat model,
+    and release the best point that passes (``result["decision"]`` says which and why, or that none did)."""
+    return run("frontier", {"dataset": dataset, "methods": list(methods), **params}, seed=seed, progress=progress)

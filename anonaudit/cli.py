@@ -103,13 +103,14 @@ def pipeline(
     format: Annotated[str, typer.Option(help="auto, sisfall, hapt, utd_mhad, tabular or anonaudit.")] = "auto",
     window_s: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.56,
     stride_s: Annotated[float, typer.Option(help="Window stride in seconds.")] = 1.28,
-    anonymise: Annotated[str, typer.Option(help="Anonymiser of the release stage (anon_acg, anon_ag, anon_dfi, aae, ae, noise) or 'off'.")] = "anon_acg",
+    anonymise: Annotated[str, typer.Option(help="Anonymiser of the release stage (donor, anon_acg, anon_ag, anon_dfi, aae, ae, noise) or 'off'.")] = "donor",
+    knob_value: Annotated[Optional[list[float]], typer.Option(help="Values of the anonymiser's privacy knob to sweep (repeat; donor: k, default 4 and 8); the best passing point is released.")] = None,
     seed: SeedOpt = 0,
     queue: QueueOpt = False,
 ) -> None:
     """Run the main job end to end on a dataset and write its report."""
     params = {"path": str(path), "format": format, "name": name, "window_s": window_s, "stride_s": stride_s,
-              "anonymise": None if anonymise == "off" else anonymise}
+              "anonymise": None if anonymise == "off" else anonymise, "knob_values": knob_value}
     _run_or_queue("pipeline", params, seed, queue)
 
 
@@ -140,7 +141,7 @@ def evaluate_cmd(
 @app.command("anonymise")
 def anonymise_cmd(
     dataset: Annotated[str, typer.Argument(help="Registered dataset (name or id) to anonymise.")],
-    method: Annotated[str, typer.Option(help="none, ae, noise, aae, anon_ag, anon_acg, anon_dfi.")] = "anon_acg",
+    method: Annotated[str, typer.Option(help="donor (same-activity donor mixing), none, ae, noise, aae, anon_ag, anon_acg, anon_dfi.")] = "donor",
     name: Annotated[Optional[str], typer.Option(help="Name of the released dataset (default DATASET-METHOD).")] = None,
     target: Annotated[Optional[str], typer.Option(help="anon_dfi: subject id every recording is transferred to (default: a random other subject per recording).")] = None,
     model: Annotated[Optional[Path], typer.Option(help="A trained anonymiser (private/anonymiser.pt of an earlier job) instead of training one.")] = None,
@@ -148,6 +149,8 @@ def anonymise_cmd(
     ae_epochs: Annotated[int, typer.Option(help="Epochs of autoencoder pretraining.")] = 15,
     m: Annotated[float, typer.Option(help="Eq. 1 weight m of the ReID term (b = 1 − m).")] = 0.9,
     noise_sigma: Annotated[float, typer.Option(help="method noise: standard deviations of added noise.")] = 0.5,
+    k: Annotated[int, typer.Option(help="method donor: other subjects (same activity) blended into every window, >= 2.")] = 4,
+    metadata_quantum_s: Annotated[Optional[float], typer.Option(help="Round published recording lengths up to a multiple of this many seconds (and jitter change points); default: 10 s, only where exact lengths would link recordings to the original; 0: never.")] = None,
     window_s: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.56,
     stride_s: Annotated[float, typer.Option(help="Window stride in seconds (training and evaluation).")] = 1.28,
     resample_hz: Annotated[Optional[float], typer.Option(help="Resample to this rate first.")] = None,
@@ -159,7 +162,7 @@ def anonymise_cmd(
     """Train an anonymiser, release the dataset under pseudonyms (Parquet + CSV), and judge the release."""
     params = {"dataset": dataset, "method": method, "name": name, "target": target,
               "model": str(model) if model else None, "gan_epochs": gan_epochs, "ae_epochs": ae_epochs, "m": m,
-              "noise_sigma": noise_sigma, "window_s": window_s, "stride_s": stride_s, "resample_hz": resample_hz,
+              "noise_sigma": noise_sigma, "k": k, "metadata_quantum_s": metadata_quantum_s, "window_s": window_s, "stride_s": stride_s, "resample_hz": resample_hz,
               "evaluate": evaluate, "replace": replace}
     job = _run_or_queue("anonymise", params, seed, queue)
     if job.get("status") == "succeeded":
@@ -174,6 +177,30 @@ def _say_release(job_id: int, name: str, withheld: bool) -> None:
                    f"were exported; `anonaudit release-override {name} --reason TEXT` exports it on the record")
     else:
         typer.echo(f"released dataset {name!r}; files in {job_dir(job_id) / 'release'}")
+
+
+@app.command("frontier")
+def frontier_cmd(
+    dataset: Annotated[str, typer.Argument(help="Registered dataset (name or id) to anonymise.")],
+    method: Annotated[Optional[list[str]], typer.Option(help="Method to sweep (repeat; default donor): donor, noise, none, ae, aae, anon_ag, anon_acg, anon_dfi.")] = None,
+    knob_value: Annotated[Optional[list[float]], typer.Option(help="Values of the knob (repeat; one method only; default: the method's own grid, donor k = 4, 8; noise σ = 0.25, 0.5, 1).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Stem of the released datasets' names (default DATASET).")] = None,
+    window_s: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.56,
+    stride_s: Annotated[float, typer.Option(help="Window stride in seconds (training and evaluation).")] = 1.28,
+    resample_hz: Annotated[Optional[float], typer.Option(help="Resample to this rate first.")] = None,
+    gan_epochs: Annotated[int, typer.Option(help="Epochs of the GAN / AAE phase.")] = 8,
+    seed: SeedOpt = 0,
+    queue: QueueOpt = False,
+) -> None:
+    """Sweep each method's privacy knob, judge every point under every threat model, release the best that passes."""
+    params = {"dataset": dataset, "methods": method or ["donor"], "knob_values": knob_value, "name": name,
+              "window_s": window_s, "stride_s": stride_s, "resample_hz": resample_hz, "gan_epochs": gan_epochs}
+    job = _run_or_queue("frontier", params, seed, queue)
+    result = job.get("result") or {}
+    if job.get("status") == "succeeded":
+        typer.echo(result["decision"])
+        if result.get("released"):
+            _say_release(job["id"], result["released"], False)
 
 
 @app.command("release-check")

@@ -143,7 +143,8 @@ def show_outputs(job_id: int) -> None:
         st.warning(f"job {job_id} is {job['status']}" + (f": {job['error']}" if job.get("error") else ""))
         return
     result = job.get("result") or {}
-    for key in ("reason", "release_check", "anon_release_check"):  # the release verdict, first and in words
+    # the release decision (a frontier's) or verdict, first and in words
+    for key in ("decision", "anon_decision", "reason", "release_check", "anon_release_check"):
         if key in result:
             (st.success if result.get("releasable", result.get("anon_releasable")) else st.error)(result[key])
             break

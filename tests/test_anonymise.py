@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from anonaudit import api
-from anonaudit.anonymise.anonymiser import Anonymiser, AnonymiserConfig
+from anonaudit.anonymise.anonymiser import Anonymiser
+from anonaudit.anonymise.config import AnonymiserConfig
 from anonaudit.anonymise.networks import ConvAutoencoder, Discriminator, Geometry, NoiseBranch
 from anonaudit.anonymise.release import anonymise_dataset, check_no_identifiers, export_release, tile_starts
 from anonaudit.data.dataset import SensorDataset

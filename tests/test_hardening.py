@@ -30,7 +30,7 @@ from anonaudit.store.models import utcnow
 REQUIRED = {"anonymise": {"dataset": "d"}, "release_check": {"dataset": "d"}, "evaluate": {"dataset": "d"},
             "bias_audit": {"dataset": "d"}, "explain": {"data": "d.csv", "target": "y"}, "import": {"path": "."},
             "dp_train": {"data": "digits"}, "pipeline": {"path": "."}, "dp_sweep": {}, "explain_eval": {}, "noop": {},
-            "release_override": {"dataset": "d", "reason": "approved by the ethics board"}}
+            "release_override": {"dataset": "d", "reason": "approved by the ethics board"}, "frontier": {"dataset": "d"}}
 
 
 def _numeric_fields() -> list[tuple[str, str, type]]:

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anonaudit.anonymise.anonymiser import Anonymiser, AnonymiserConfig
+from anonaudit.anonymise.anonymiser import Anonymiser
+from anonaudit.anonymise.config import AnonymiserConfig
 from anonaudit.anonymise.published import published
 from anonaudit.anonymise.release import anonymise_dataset
 from anonaudit.data.loaders import load_dataset

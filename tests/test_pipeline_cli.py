@@ -37,13 +37,21 @@ def test_main_job_end_to_end(db_url, small_sample):
     assert job["result"]["n_subjects"] == 8
     names = {a["name"] for a in job["artifacts"]}
     assert {"signals.png", "windows_per_activity.png", "private/subjects.csv", "private/subjects.parquet"} <= names
-    # the release stage: an anonymised, pseudonymised copy judged by retrained attackers and checked
-    assert {"anon_privacy_utility.png", "release_check.json"} <= names
+    # the release stage: a frontier of donor-mixing releases (k = 4, 8), each judged under every threat model,
+    # the best passing one exported (or none, said plainly)
+    points = ["sample-released-donor-4", "sample-released-donor-8"]
+    assert {"anon_frontier.csv", "anon_frontier.png", "anon_donor_4_privacy_utility.png",
+            "anon_donor_8_release_check.json", "private/anon_donor_4_linkage.json"} <= names
     result = job["result"]
-    assert ("release/samples.csv.gz" in names) == result["anon_releasable"] != result["anon_release_withheld"]
-    assert result["anon_released"] == "sample-released" and isinstance(result["anon_releasable"], bool)
-    assert 0 <= result["anon_reid_retrained_recording_acc"] <= 1 and "chance" in result["anon_release_check"]
-    assert dataset_store.get_dataset("sample-released")["releasable"] == result["anon_releasable"]
+    assert result["anon_frontier_points"] == 2 and result["anon_released"] in (None, *points)
+    verdicts = {p: dataset_store.get_dataset(p)["releasable"] for p in points}
+    assert result["anon_frontier_passing"] == sum(v is True for v in verdicts.values())
+    assert ("release/samples.csv.gz" in names) == (result["anon_released"] is not None) != result["anon_release_withheld"]
+    if result["anon_released"] is None:
+        assert result["anon_decision"].startswith("NOTHING RELEASED")
+    else:
+        assert verdicts[result["anon_released"]] is True and result["anon_decision"].startswith("released ")
+        assert 0 <= result["anon_release_reid_max_recording"] <= 2 * result["anon_reid_chance"]
     # the explanation stage: why the activity model labels a test subject's window as it does
     assert {"explain_explanations.png", "explain_explanations.json", "explain_model.joblib"} <= names
     assert result["explain_window_subject"] in result["test_subjects"].split(", ")
@@ -66,7 +74,7 @@ def test_main_job_end_to_end(db_url, small_sample):
     html = report.read_text()
     assert "data:image/png;base64," in html and "windows_per_activity.png" in html
     # no release table and no original subject table is embedded, whoever downloads the report
-    released = api.open_dataset("sample-released").recordings
+    released = api.open_dataset(points[0]).recordings
     assert "<h3>release/" not in html and "<h3>private/" not in html
     assert not any(str(r) in html for r in released["recording"]), "released recording ids in the report"
     # later runs reuse the identical dataset instead of importing it twice; same parameters, same hash

@@ -6,13 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anonaudit.anonymise.anonymiser import Anonymiser, AnonymiserConfig
+from anonaudit.anonymise.anonymiser import Anonymiser
+from anonaudit.anonymise.config import AnonymiserConfig
+from anonaudit.anonymise import workflow
 from anonaudit.anonymise.release import Release, anonymise_dataset
 from anonaudit.data.dataset import SensorDataset, concat_recordings
 from anonaudit.data.windows import make_windows
 from anonaudit.errors import DataError, ParameterError
-from anonaudit.evaluate.linkage import coarsen_metadata, metadata_linkage
+from anonaudit.evaluate.linkage import coarsen_metadata, metadata_linkage, strip_padding
 from anonaudit.evaluate.memorisation import memorisation
+from anonaudit.evaluate.protocols import align_released
 
 from factories import tiny_dataset
 
@@ -90,7 +93,7 @@ def test_exact_lengths_and_labels_relink_every_recording(original, release):
 
 def test_coarsened_metadata_drops_the_attacker_to_chance(original, release):
     released = in_original_order(release, original)
-    coarse = coarsen_metadata(released, np.random.default_rng(1))  # 10 s quantum, 1.28 s jitter
+    coarse, _ = coarsen_metadata(released, np.random.default_rng(1))  # 10 s quantum, 1.28 s jitter
     assert set(np.unique(coarse.recordings["length"] % 100)) == {0}
     result = metadata_linkage(original, coarse, release.recording_linkage, n_boot=500)
     assert result.passes() and result.score <= 2 * result.chance
@@ -101,14 +104,14 @@ def test_coarsened_metadata_drops_the_attacker_to_chance(original, release):
     assert result.risk == pytest.approx((result.accuracy - 0.1) / 0.9)
     assert result.risk < 0.1
     # the same draws without the jitter: rounding alone leaves the change points as they were
-    rounded = coarsen_metadata(released, np.random.default_rng(1), jitter_s=0.0)
+    rounded, _ = coarsen_metadata(released, np.random.default_rng(1), jitter_s=0.0)
     assert metadata_linkage(original, rounded, release.recording_linkage, n_boot=0).score > result.score
 
 
 def test_attacker_matches_through_small_perturbations(original, release):
     """Change points moved by up to two samples (no exact match left) still link: the matching is tolerant."""
     released = in_original_order(release, original)
-    nudged = coarsen_metadata(released, np.random.default_rng(2), quantum_s=0.1, jitter_s=0.2)
+    nudged, _ = coarsen_metadata(released, np.random.default_rng(2), quantum_s=0.1, jitter_s=0.2)
     assert not np.array_equal(nudged.labels, released.labels)
     result = metadata_linkage(original, nudged, release.recording_linkage, n_boot=0)
     assert result.accuracy >= 0.8 and result.exact_link_rate >= 0.8 and not result.passes()
@@ -123,23 +126,22 @@ def _runs(labels: np.ndarray) -> list[int]:
     return [int(v) for i, v in enumerate(labels) if i == 0 or labels[i - 1] != v]
 
 
-def test_coarsen_metadata_trims_pads_and_jitters_consistently():
+def test_coarsen_metadata_pads_and_jitters_consistently_and_can_be_undone():
     ds = tiny_dataset(LENGTHS, ["a", "a", "b", "b"], LABELS)  # channel 0 = global sample index
     quantum, jitter = 20, 3  # samples at 10 Hz
     old_start = ds.recordings["start"].to_numpy()
-    trims = pads = moved = 0
+    pads = moved = 0
     for seed in range(20):
-        out = coarsen_metadata(ds, np.random.default_rng(seed), quantum_s=2.0, jitter_s=0.3)
+        out, lead = coarsen_metadata(ds, np.random.default_rng(seed), quantum_s=2.0, jitter_s=0.3)
         assert out.recordings["recording"].tolist() == ds.recordings["recording"].tolist()
         assert out.recordings["trial"].tolist() == ds.recordings["trial"].tolist()
         for k, part in enumerate(out.recording_slices()):
             n, old = part.stop - part.start, LENGTHS[k]
-            assert n % quantum == 0 and n >= quantum and abs(n - old) < quantum
+            assert n % quantum == 0 and n >= quantum and 0 <= n - old < quantum  # rounded up: nothing trimmed
             source = out.signals[part, 0].astype(int)
             assert (source >= old_start[k]).all() and (source < old_start[k] + old).all()
             assert (np.abs(np.diff(source)) == 1).all()  # contiguous, mirrored at the ends when padded
-            trims += n < old
-            pads += n > old
+            pads += lead[k] > 0
             truth, labels = ds.labels[source], out.labels[part]
             assert _runs(labels) == _runs(truth)  # the activity sequence is kept
             wrong = np.flatnonzero(labels != truth)
@@ -147,8 +149,12 @@ def test_coarsen_metadata_trims_pads_and_jitters_consistently():
             moved += len(wrong) > 0
             assert all(np.abs(change - i).min() <= jitter for i in wrong) if len(wrong) else True
         assert ds.labels.tolist() == np.concatenate(LABELS).tolist()  # input untouched
-    assert trims and pads and moved
-    exact = coarsen_metadata(ds, np.random.default_rng(0), quantum_s=2.0, jitter_s=0.0)
+        inner = strip_padding(out, lead, LENGTHS)  # the judge's exact-length view of the published release
+        assert np.array_equal(inner.signals, ds.signals) and inner.recordings["length"].tolist() == LENGTHS
+    assert pads and moved
+    with pytest.raises(DataError, match="padding record does not fit"):
+        strip_padding(out, lead + 100, LENGTHS)
+    exact, _ = coarsen_metadata(ds, np.random.default_rng(0), quantum_s=2.0, jitter_s=0.0)
     assert np.array_equal(exact.labels, ds.labels[exact.signals[:, 0].astype(int)])
 
 
@@ -280,3 +286,28 @@ def test_memorisation_rejects_bad_input(windows):
         memorisation(train, holdout, released, max_queries=0)
     with pytest.raises(ParameterError, match="close_quantile"):
         memorisation(train, holdout, released, close_quantile=1.0)
+
+
+def test_publish_coarsens_only_where_exact_metadata_links_and_the_judges_still_see_every_sample(original, release):
+    exact = align_released(original, release.dataset, release.recording_linkage)
+    published = workflow.publish(original, release, None, 1.28)  # measured: exact lengths re-link every recording
+    assert published.padding and set(published.padding) == set(release.dataset.recordings["recording"])
+    lengths = published.dataset.recordings["length"].to_numpy()
+    assert (lengths % 100 == 0).all() and (lengths >= release.dataset.recordings["length"].to_numpy()).all()
+    assert metadata_linkage(original, published.dataset, release.recording_linkage, n_boot=0).passes()
+    judged = align_released(original, published.dataset, published.recording_linkage, published.padding)
+    assert np.array_equal(judged.signals, exact.signals)  # the padding is undone sample for sample
+    assert workflow.publish(original, release, 0, 1.28) is release  # 0: exact lengths, on the steward's word
+    forced = workflow.publish(original, release, 20.0, 0.0)
+    assert (forced.dataset.recordings["length"].to_numpy() % 200 == 0).all()
+    with pytest.raises(DataError, match="padding record does not cover"):
+        align_released(original, published.dataset, published.recording_linkage, {"R-x": 0})
+
+
+def test_publish_keeps_exact_metadata_that_does_not_link():
+    """Fixed-length single-activity recordings: lengths say nothing, so nothing is padded."""
+    ds = tiny_dataset([30] * 60, [f"s{i % 6}" for i in range(60)], [np.full(30, (i // 6) % 2) for i in range(60)])
+    anonymiser = Anonymiser(AnonymiserConfig(method="none")).fit(
+        make_windows(ds, 1.0).X, np.zeros(1), np.zeros(1), subjects=ds.subject_ids, channels=ds.channels)
+    release = anonymise_dataset(ds, anonymiser, name="released")
+    assert workflow.publish(ds, release, None, 0.5) is release

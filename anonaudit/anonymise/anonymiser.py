@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,69 +41,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from anonaudit.anonymise.config import GAN_METHODS, NEEDS_AE, NETWORK_METHODS
+from anonaudit.anonymise.method import FitHistory, Method
 from anonaudit.anonymise.networks import ConvAutoencoder, Discriminator, Geometry, NoiseBranch, SmallConvNet
 from anonaudit.data.normalise import ZScore, scaler_from_dict
 from anonaudit.errors import DataError, ParameterError
 from anonaudit.files import atomic_write
 from anonaudit.progress import ProgressFn, null_progress, scaled
-
-METHODS = ("none", "ae", "noise", "aae", "anon_ag", "anon_acg", "anon_dfi")
-GAN_METHODS = ("anon_ag", "anon_acg", "anon_dfi")
-NEEDS_AE = ("ae", "aae", *GAN_METHODS)
-
-
-@dataclass
-class AnonymiserConfig:
-    """Hyper-parameters; defaults train in minutes on 2 CPU cores for a few thousand windows."""
-
-    method: str = "anon_acg"
-    ae_epochs: int = 15
-    epochs: int = 8
-    batch_size: int = 64
-    ae_lr: float = 1e-3
-    g_lr: float = 2e-4
-    d_lr: float = 1e-4
-    latent: int = 32
-    hidden: int = 256
-    m: float = 0.9
-    denoise_sigma: float = 0.05
-    dfi_cycle_weight: float = 1.0
-    rec_weight: float = 0.0
-    noise_sigma: float = 0.5
-    aae_identity_weight: float = 1.0
-    aae_activity_weight: float = 1.0
-    patience: int = 4
-    seed: int = 0
-
-    @property
-    def b(self) -> float:
-        return 1.0 - self.m
-
-    def check(self) -> None:
-        if self.method not in METHODS:
-            raise ParameterError("method", f"unknown method {self.method!r}; choose one of {list(METHODS)}")
-        for name in ("ae_epochs", "epochs", "batch_size", "latent", "hidden"):
-            if getattr(self, name) < 1:
-                raise ParameterError(name, f"must be >= 1, got {getattr(self, name)}")
-        for name in ("ae_lr", "g_lr", "d_lr"):
-            if not getattr(self, name) > 0:
-                raise ParameterError(name, f"must be > 0, got {getattr(self, name)}")
-        if not 0.0 <= self.m <= 1.0:
-            raise ParameterError("m", f"must lie in [0, 1] (b = 1 − m), got {self.m}")
-        for name in ("denoise_sigma", "dfi_cycle_weight", "rec_weight", "noise_sigma",
-                     "aae_identity_weight", "aae_activity_weight"):
-            if getattr(self, name) < 0:
-                raise ParameterError(name, f"must be >= 0, got {getattr(self, name)}")
-
-
-@dataclass
-class FitHistory:
-    """Per-epoch losses of each phase and wall-clock training time."""
-
-    ae: list[dict[str, float]] = field(default_factory=list)
-    main: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = 0.0
-
 
 class FrozenReID(nn.Module):
     """The pretrained re-identification network as a differentiable, frozen function of X′.
@@ -137,12 +81,14 @@ def _batches(n: int, size: int, gen: torch.Generator) -> list[torch.Tensor]:
     return [order[i : i + size] for i in range(0, n, size)]
 
 
-class Anonymiser:
-    """Fit on windows of known subjects; transform windows into anonymised ones."""
+class Anonymiser(Method):
+    """The network methods and their baselines: fit on windows of known subjects, transform windows."""
 
-    def __init__(self, config: AnonymiserConfig | None = None) -> None:
-        self.config = config or AnonymiserConfig()
-        self.config.check()
+    methods = NETWORK_METHODS
+
+    @property
+    def uses_subject(self) -> bool:
+        return self.config.method in ("anon_acg", "anon_dfi")
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: np.ndarray, subject: np.ndarray, activity: np.ndarray, *, subjects: Sequence[str],
@@ -365,37 +311,15 @@ class Anonymiser:
         self.ae_.eval()
 
     # ------------------------------------------------------------------ transform
-    def check_channels(self, channels: Sequence[str]) -> None:
-        """Clear error for a dataset whose channels this anonymiser was not trained on."""
-        if not hasattr(self, "scaler_"):
-            raise ParameterError("anonymiser", "call fit() first or load a trained anonymiser")
-        if list(channels) != self.channels_:
-            unseen = [c for c in channels if c not in self.channels_]
-            raise DataError(f"the anonymiser was trained on channels {self.channels_}; got {list(channels)}"
-                            + (f" (unseen: {unseen})" if unseen else " (different order or subset)"))
-
-    def check_input(self, X: np.ndarray, channels: Sequence[str] | None = None) -> None:
-        """Clear errors for windows this anonymiser was not trained on."""
-        self.check_channels(channels if channels is not None else self.channels_)
-        if X.ndim != 3 or X.shape[1:] != (self.geometry_.length, self.geometry_.channels):
-            raise DataError(f"windows must be shaped (n, {self.geometry_.length}, {self.geometry_.channels}), got {X.shape}")
-
-    def subject_codes(self, subjects: Sequence[str], param: str = "subject") -> np.ndarray:
-        """Codes of subject ids in the training vocabulary; unknown ids are an error."""
-        index = {sid: i for i, sid in enumerate(self.subjects_)}
-        unknown = sorted({str(x) for x in subjects if str(x) not in index})
-        if unknown:
-            raise ParameterError(param, f"subjects {unknown[:5]} are unknown to this anonymiser "
-                                        f"(trained on {len(self.subjects_)} subjects)")
-        return np.array([index[str(x)] for x in subjects], dtype=np.int64)
-
     @torch.no_grad()
     def transform(self, X: np.ndarray, subject: np.ndarray | None = None, target: np.ndarray | None = None,
-                  seed: int = 0, batch_size: int = 1024) -> np.ndarray:
+                  seed: int = 0, batch_size: int = 1024, activity: np.ndarray | None = None,
+                  recording: np.ndarray | None = None) -> np.ndarray:
         """Anonymised windows in the original units.
 
         ``subject`` (codes) is needed by ``anon_acg`` and ``anon_dfi``; ``target`` (codes) by
-        ``anon_dfi``. Fresh noise z per window, drawn from ``seed``.
+        ``anon_dfi``; ``activity`` and ``recording`` by none of these (each window is anonymised on
+        its own). Fresh noise z per window, drawn from ``seed``.
         """
         self.check_input(X)
         method = self.config.method
@@ -425,26 +349,11 @@ class Anonymiser:
         return self.scaler_.inverse_transform(out.numpy())
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
+    def _state(self) -> dict[str, Any]:
         modules = {name: getattr(self, name).state_dict() for name in ("ae_", "noise_") if hasattr(self, name)}
-        torch.save({"config": asdict(self.config), "channels": self.channels_, "subjects": self.subjects_,
-                    "length": self.geometry_.length, "scaler": self.scaler_.to_dict(), "modules": modules,
-                    "mean_codes": getattr(self, "mean_codes_", None)}, path)
-        return path
+        return {"scaler": self.scaler_.to_dict(), "modules": modules, "mean_codes": getattr(self, "mean_codes_", None)}
 
-    @classmethod
-    def load(cls, path: str | Path) -> "Anonymiser":
-        path = Path(path)
-        if not path.is_file():
-            raise DataError("no trained anonymiser at this path", file=path)
-        try:
-            state: dict[str, Any] = torch.load(path, weights_only=False)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file gets one clear message
-            raise DataError(f"not a saved anonymiser ({type(exc).__name__})", file=path) from None
-        self = cls(AnonymiserConfig(**state["config"]))
-        self.channels_, self.subjects_ = state["channels"], state["subjects"]
-        self.geometry_ = Geometry(state["length"], len(self.channels_))
+    def _load_state(self, state: dict[str, Any]) -> None:
         self.scaler_ = scaler_from_dict(state["scaler"])
         if "ae_" in state["modules"]:
             self.ae_ = ConvAutoencoder(self.geometry_)
@@ -459,4 +368,3 @@ class Anonymiser:
             self.noise_.eval()
         if state["mean_codes"] is not None:
             self.mean_codes_ = state["mean_codes"]
-        return self

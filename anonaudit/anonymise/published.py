@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from anonaudit.anonymise.anonymiser import Anonymiser
+from anonaudit.anonymise.method import Method
 from anonaudit.data.dataset import SensorDataset
 from anonaudit.errors import ParameterError
 from anonaudit.evaluate.informed import WindowTransform
 
 
-def published(anonymiser: Anonymiser, seed: int, dataset: SensorDataset) -> WindowTransform:
+def published(anonymiser: Method, seed: int, dataset: SensorDataset) -> WindowTransform:
     """``anonymiser.transform`` with the attacker's own randomness, for windows of ``dataset``.
 
     The transform's subject codes index ``dataset.subject_ids`` and are mapped onto the
@@ -32,6 +32,6 @@ def published(anonymiser: Anonymiser, seed: int, dataset: SensorDataset) -> Wind
     def transform(X: np.ndarray, subject: np.ndarray, activity: np.ndarray) -> np.ndarray:
         source = codes[subject]
         target = (source + rng.integers(1, n, size=len(source))) % n if dfi else None
-        return anonymiser.transform(X, source, target, seed=int(rng.integers(2**63 - 1)))
+        return anonymiser.transform(X, source, target, seed=int(rng.integers(2**63 - 1)), activity=activity)
 
     return transform

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from anonaudit.anonymise.anonymiser import Anonymiser
+from anonaudit.anonymise.method import Method
 from anonaudit.data.dataset import SensorDataset
 from anonaudit.errors import DataError, ParameterError
 from anonaudit.progress import ProgressFn, null_progress
@@ -37,6 +37,7 @@ class Release:
     targets: dict[str, str]  # DFI: original recording id → target subject id
     windows: int
     seconds: float
+    padding: dict[str, int] = field(default_factory=dict)  # coarsened lengths: where each source recording starts
 
     @property
     def windows_per_s(self) -> float:
@@ -54,7 +55,7 @@ def tile_starts(lengths: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarra
     return rec, start
 
 
-def resolve_targets(anonymiser: Anonymiser, ds: SensorDataset, target: str | None, rng: np.random.Generator) -> np.ndarray:
+def resolve_targets(anonymiser: Method, ds: SensorDataset, target: str | None, rng: np.random.Generator) -> np.ndarray:
     """Target subject code per recording for DFI: one named subject, or a random other subject."""
     source = anonymiser.subject_codes(ds.recordings["subject"], "subject")
     n = len(anonymiser.subjects_)
@@ -66,14 +67,13 @@ def resolve_targets(anonymiser: Anonymiser, ds: SensorDataset, target: str | Non
     return (source + shift) % n
 
 
-def anonymise_dataset(ds: SensorDataset, anonymiser: Anonymiser, *, name: str, target: str | None = None,
+def anonymise_dataset(ds: SensorDataset, anonymiser: Method, *, name: str, target: str | None = None,
                       seed: int = 0, batch_size: int = 1024, progress: ProgressFn = null_progress) -> Release:
     """Anonymise every recording of ``ds`` and pseudonymise it (see the module docstring)."""
     anonymiser.check_channels(ds.channels)
     method = anonymiser.config.method
     rng = np.random.default_rng(seed)
-    needs_subject = method in ("anon_acg", "anon_dfi")
-    subj_codes = anonymiser.subject_codes(ds.recordings["subject"]) if needs_subject else None
+    subj_codes = anonymiser.subject_codes(ds.recordings["subject"]) if anonymiser.uses_subject else None
     if target and method != "anon_dfi":
         raise ParameterError("target", f"only anon_dfi transfers identities; {method} takes no target")
     targets = resolve_targets(anonymiser, ds, target, rng) if method == "anon_dfi" else None
@@ -84,6 +84,7 @@ def anonymise_dataset(ds: SensorDataset, anonymiser: Anonymiser, *, name: str, t
     pos = start[:, None] + np.arange(T)[None, :]  # position inside the recording
     inside = pos < lengths[rec][:, None]
     idx = offsets[rec][:, None] + np.minimum(pos, lengths[rec][:, None] - 1)  # edge-pad short recordings
+    activity = ds.labels[idx[:, T // 2]].astype(np.int64)  # each tile's activity: the label at its centre
     weights = np.minimum(np.arange(1, T + 1), np.arange(T, 0, -1)).astype(np.float64)  # triangle, > 0 everywhere
     out = np.zeros_like(ds.signals, dtype=np.float64)
     norm = np.zeros(ds.n_samples)
@@ -92,7 +93,8 @@ def anonymise_dataset(ds: SensorDataset, anonymiser: Anonymiser, *, name: str, t
         sl = slice(b, b + batch_size)
         X = ds.signals[idx[sl]]
         Xa = anonymiser.transform(X, subj_codes[rec[sl]] if subj_codes is not None else None,
-                                  targets[rec[sl]] if targets is not None else None, seed=seed + b)
+                                  targets[rec[sl]] if targets is not None else None, seed=seed + b,
+                                  activity=activity[sl], recording=rec[sl])
         keep = inside[sl]
         flat = idx[sl][keep]
         lo = int(flat.min())  # a batch covers neighbouring recordings: add into that span only
@@ -117,7 +119,7 @@ def _token(prefix: str, taken: set[str]) -> str:
 
 
 def _pseudonymise(ds: SensorDataset, signals: np.ndarray, name: str, targets: np.ndarray | None,
-                  anonymiser: Anonymiser, n_windows: int, seconds: float) -> Release:
+                  anonymiser: Method, n_windows: int, seconds: float) -> Release:
     taken: set[str] = set()
     if targets is not None:  # DFI: each recording now belongs to its target
         owners = np.asarray(anonymiser.subjects_, dtype=object)[targets]

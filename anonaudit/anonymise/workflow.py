@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from anonaudit.anonymise.anonymiser import GAN_METHODS, Anonymiser, AnonymiserConfig
+from anonaudit.anonymise.config import GAN_METHODS, AnonymiserConfig
+from anonaudit.anonymise.method import Method
+from anonaudit.anonymise.methods import build
 from anonaudit.anonymise.published import published
 from anonaudit.anonymise.release import Release
 from anonaudit.data.dataset import SensorDataset
@@ -25,12 +27,13 @@ from anonaudit.data.splits import recording_assignment
 from anonaudit.data.windows import Windows, make_windows
 from anonaudit.evaluate.attackers import Classifier, make_classifier
 from anonaudit.evaluate.informed import informed_attack
-from anonaudit.evaluate.linkage import metadata_linkage
+from anonaudit.evaluate.linkage import coarsen_metadata, metadata_linkage
 from anonaudit.evaluate.memorisation import memorisation
 from anonaudit.evaluate.protocols import EvalConfig, EvalResult, ModelScore, align_released, evaluate, same_windows
 from anonaudit.evaluate.verdict import Check
 from anonaudit.progress import ProgressFn, null_progress, scaled
 
+DEFAULT_QUANTUM_S = 10.0  # recording lengths rounded up to this when exact lengths link (see ``publish``)
 MIN_DISTANCE_RATIO = 0.95  # released windows at least this far (relative to held-out ones) from the training windows
 
 
@@ -76,18 +79,31 @@ def train_frozen(real: SensorDataset, setup: Setup, cfg: EvalConfig, progress: P
 
 
 def fit_anonymiser(real: SensorDataset, setup: Setup, config: AnonymiserConfig,
-                   progress: ProgressFn = null_progress, checkpoint: Path | None = None) -> Anonymiser:
-    """Train an anonymiser on the real training recordings of all subjects."""
+                   progress: ProgressFn = null_progress, checkpoint: Path | None = None) -> Method:
+    """Train an anonymiser on the real training recordings of all subjects.
+
+    A method that follows recordings (donor mixing) gets the training recordings cut at
+    half-window hops, as a release cuts its tiles, with each window's recording.
+    """
+    method = build(config)
+    common = dict(subjects=real.subject_ids, channels=real.channels, n_activities=len(real.activities),
+                  checkpoint=checkpoint, progress=progress)
+    if method.follows_recordings:
+        length = setup.windows.length
+        tiles = make_windows(real, length, length // 2, unit="samples")
+        train = real.recordings["recording"].map(setup.assignment).to_numpy(dtype=object)[tiles.recording] == "train"
+        tr = tiles.subset(train & (tiles.y >= 0))
+        # a stretch ends where the recording changes or a dropped (unlabelled) window leaves a gap
+        stretch = np.cumsum(np.r_[True, (np.diff(tr.recording) != 0) | (np.diff(tr.start) != length // 2)])
+        return method.fit(tr.X, tr.subject, tr.y, recording=stretch, **common)
     tr = setup.part("train")
-    return Anonymiser(config).fit(tr.X, tr.subject, tr.y, subjects=real.subject_ids, channels=real.channels,
-                                  reid=setup.frozen if config.method in GAN_METHODS else None,
-                                  n_activities=len(real.activities), checkpoint=checkpoint, progress=progress)
+    return method.fit(tr.X, tr.subject, tr.y, reid=setup.frozen if config.method in GAN_METHODS else None, **common)
 
 
 def judge(real: SensorDataset, release: Release, setup: Setup, cfg: EvalConfig,
           progress: ProgressFn = null_progress) -> EvalResult:
     """The evaluation harness on the release, against the shared frozen ReID."""
-    aligned = align_released(real, release.dataset, release.recording_linkage)
+    aligned = align_released(real, release.dataset, release.recording_linkage, release.padding)
     return evaluate(real, aligned, cfg, progress=progress, reid_assignment=setup.assignment, frozen_reid=setup.frozen)
 
 
@@ -100,7 +116,7 @@ def dfi_transfer(real: SensorDataset, release: Release, setup: Setup, cfg: EvalC
     windows, never seen by the generator) assigns to it, and HAR weighted F1 of a HAR model
     trained on real windows.
     """
-    aligned = align_released(real, release.dataset, release.recording_linkage)
+    aligned = align_released(real, release.dataset, release.recording_linkage, release.padding)
     test = setup.part("test")
     released = same_windows(test, aligned)
     ids = real.recordings["recording"].to_numpy()
@@ -127,8 +143,29 @@ def dfi_transfer(real: SensorDataset, release: Release, setup: Setup, cfg: EvalC
     return pd.DataFrame(rows)
 
 
+def publish(real: SensorDataset, release: Release, quantum_s: float | None, jitter_s: float,
+            seed: int = 0) -> Release:
+    """The release as it will be published: exact recording lengths and label timing where they do not
+    link it to the original, otherwise coarsened (:func:`~anonaudit.evaluate.linkage.coarsen_metadata`).
+
+    ``quantum_s``: None decides by measurement — the metadata-linkage attacker runs on the exact
+    release and, if it re-identifies beyond twice uniform chance, lengths are rounded up to
+    ``DEFAULT_QUANTUM_S``; 0 never coarsens; a positive value always rounds to it. The padding and
+    jitter are drawn from the operating system's CSPRNG (the job seed would let anyone undo them);
+    ``seed`` only breaks the attacker's ties.
+    """
+    if quantum_s == 0:
+        return release
+    if quantum_s is None:
+        if metadata_linkage(real, release.dataset, release.recording_linkage, n_boot=0, seed=seed).passes():
+            return release
+        quantum_s = DEFAULT_QUANTUM_S
+    coarse, lead = coarsen_metadata(release.dataset, np.random.default_rng(), quantum_s=quantum_s, jitter_s=jitter_s)
+    return replace(release, dataset=coarse, padding=dict(zip(coarse.recordings["recording"], lead.tolist())))
+
+
 def threats(real: SensorDataset, released: SensorDataset, linkage: dict[str, str], assignment: dict[str, str],
-            anonymiser: Anonymiser, cfg: EvalConfig, windows: Windows,
+            anonymiser: Method, cfg: EvalConfig, windows: Windows, padding: dict[str, int] | None = None,
             progress: ProgressFn = null_progress) -> tuple[list[ModelScore], list[Check]]:
     """The threat models beyond frozen and linkage attackers (issue 17), on one release.
 
@@ -137,9 +174,11 @@ def threats(real: SensorDataset, released: SensorDataset, linkage: dict[str, str
     * metadata: released recordings linked to the original ones by duration and activity sequence;
     * memorisation: released training-recording windows against held-out real windows, by their
       distance to the nearest training window.
+    ``released`` is the release as published (its metadata is what the linkage attacker sees);
+    ``padding`` undoes its coarsened lengths for the signal judges.
     Returns the informed attackers' scores (rows like the harness's) and the other two as checks.
     """
-    aligned = align_released(real, released, linkage)
+    aligned = align_released(real, released, linkage, padding)
     transform = published(anonymiser, secrets.randbits(63), real)  # not the job seed: the attacker's own draws
     informed = informed_attack(real, aligned, assignment, transform, cfg, scaled(progress, 0.0, 0.8))
     progress(0.8, "metadata linkage")

@@ -17,8 +17,8 @@ which the profile's finite resolution cannot always tell apart, win first. Relea
 one-to-one, so the links are the minimum-cost assignment (Hungarian); ties are broken by a
 seeded random order of the originals, never by table order.
 
-:func:`coarsen_metadata` is the matching defence: lengths randomly rounded to a quantum and
-change points jittered, so that this attacker drops toward chance.
+:func:`coarsen_metadata` is the matching defence: lengths rounded up to a quantum (padded, never
+trimmed) and change points jittered, so that this attacker drops toward chance.
 """
 
 from __future__ import annotations
@@ -225,24 +225,26 @@ def _jitter_change_points(labels: np.ndarray, starts: np.ndarray, jitter: int,
 
 
 def coarsen_metadata(ds: SensorDataset, rng: np.random.Generator, *, quantum_s: float = 10.0,
-                     jitter_s: float = 1.28) -> SensorDataset:
+                     jitter_s: float = 1.28) -> tuple[SensorDataset, np.ndarray]:
     """A copy of ``ds`` whose recording lengths and label change points no longer link it to its source.
 
-    Each recording's length is rounded to a multiple of ``quantum_s`` at random (up with
-    probability equal to the fractional part, so the expected length is kept and a tiny length
-    difference moves the outcome only a little; at least one quantum). The surplus is trimmed, or
-    the shortfall padded with the recording's own samples mirrored at its ends, split between
-    start and end at random, so change points also lose their offset from the start. Then every
-    label change point moves by a uniform random amount of up to ``jitter_s``. Recording ids,
-    order and other columns are kept, so the release's linkage still holds.
+    Each recording's length is rounded up to a multiple of ``quantum_s`` (at least one quantum),
+    so every length in a bucket looks the same. The shortfall is padded with the recording's own
+    samples mirrored at its ends, split between start and end at random, so change points also
+    lose their offset from the start. Then every label change point moves by a uniform random
+    amount of up to ``jitter_s``. Recording ids, order and other columns are kept, so the
+    release's linkage still holds. Nothing is trimmed: recording ``i``'s original samples sit at
+    offset ``lead[i]`` of its padded version, and :func:`strip_padding` recovers them, so a
+    release can be judged sample for sample against its source while only the coarse version is
+    published. Returns ``(coarse dataset, lead)``.
 
-    Trade-off: a recording loses or gains up to one quantum (on average at most half of one), and
-    padded samples are time-reversed copies of real ones; labels within ``jitter_s`` of a change
-    point may be wrong. With ``jitter_s`` at most half the window length used downstream (the
-    default is half of the 2.56 s evaluation window), only windows that straddle a change point
-    can change their majority label. What stays: the number and order of activities in each
-    recording and their rough durations, so where subjects did different activities (SisFall:
-    falls only by young adults) a floor above chance remains.
+    Trade-off: a recording gains up to one quantum of time-reversed copies of its own samples,
+    and labels within ``jitter_s`` of a change point may be wrong. With ``jitter_s`` at most half
+    the window length used downstream (the default is half of the 2.56 s evaluation window),
+    only windows that straddle a change point can change their majority label. What stays: the
+    number and order of activities in each recording and their rough durations, so where
+    subjects did different activities (SisFall: falls only by young adults) a floor above chance
+    remains.
 
     Pass a generator seeded from the operating system (``np.random.default_rng()``), not the job
     seed: anyone who can recompute the draws can undo them.
@@ -257,16 +259,31 @@ def coarsen_metadata(ds: SensorDataset, rng: np.random.Generator, *, quantum_s: 
     quantum = max(1, round(quantum_s * ds.sampling_rate))
     old_start = ds.recordings["start"].to_numpy(np.int64)
     old_len = ds.recordings["length"].to_numpy(np.int64)
-    units = old_len / quantum
-    whole = np.floor(units).astype(np.int64)
-    new_len = quantum * np.maximum(whole + (rng.random(len(units)) < units - whole), 1)
-    surplus = old_len - new_len  # > 0: trim that many samples, < 0: pad
-    cut = rng.integers(0, np.abs(surplus) + 1)  # from the start (trim) or added before it (pad)
-    lead = np.where(surplus >= 0, cut, -cut)
+    new_len = quantum * np.maximum(-(-old_len // quantum), 1)
+    lead = rng.integers(0, new_len - old_len + 1)  # padded samples before the original start
     new_start = np.concatenate([[0], np.cumsum(new_len)[:-1]]).astype(np.int64)
     rec = np.repeat(np.arange(len(new_len)), new_len)
     offset = np.arange(int(new_len.sum())) - new_start[rec]
-    source = old_start[rec] + _reflect(lead[rec] + offset, old_len[rec])
+    source = old_start[rec] + _reflect(offset - lead[rec], old_len[rec])
     labels = _jitter_change_points(ds.labels[source], new_start, round(jitter_s * ds.sampling_rate), rng)
     recordings = ds.recordings.assign(start=new_start, length=new_len)
-    return replace(ds, signals=ds.signals[source], labels=labels, recordings=recordings)
+    return replace(ds, signals=ds.signals[source], labels=labels, recordings=recordings), lead
+
+
+def strip_padding(ds: SensorDataset, lead: np.ndarray, lengths: np.ndarray) -> SensorDataset:
+    """The original-length recordings inside a release padded by :func:`coarsen_metadata`.
+
+    ``lead`` and ``lengths`` are per recording of ``ds`` (in its order): where the original
+    samples start inside each padded recording and how many there are.
+    """
+    lead, lengths = np.asarray(lead, np.int64), np.asarray(lengths, np.int64)
+    have = ds.recordings["length"].to_numpy(np.int64)
+    if lead.shape != have.shape or lengths.shape != have.shape or (lead < 0).any() or (lead + lengths > have).any():
+        raise DataError(f"the padding record does not fit the release {ds.name!r}: it must give, for each of its "
+                        f"{len(have)} recordings, an offset and a length inside the recording")
+    start = ds.recordings["start"].to_numpy(np.int64) + lead
+    new_start = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    rec = np.repeat(np.arange(len(lengths)), lengths)
+    index = start[rec] + np.arange(int(lengths.sum())) - new_start[rec]
+    recordings = ds.recordings.assign(start=new_start, length=lengths)
+    return replace(ds, signals=ds.signals[index], labels=ds.labels[index], recordings=recordings)

@@ -30,6 +30,7 @@ from anonaudit.data.splits import recording_assignment, split_subjects
 from anonaudit.data.windows import Windows, make_windows
 from anonaudit.errors import DataError, ParameterError
 from anonaudit.evaluate.attackers import PER_ACTIVITY, Classifier, aggregate_by_group, classifier_names, make_classifier
+from anonaudit.evaluate.linkage import strip_padding
 from anonaudit.evaluate.metrics import ClassificationReport, classification_report, js_divergence
 from anonaudit.models.training import TrainConfig
 from anonaudit.progress import ProgressFn, null_progress, scaled
@@ -117,12 +118,16 @@ class EvalResult:
 
 
 # ----------------------------------------------------------------------------- alignment
-def align_released(real: SensorDataset, released: SensorDataset, linkage: dict[str, str] | None = None) -> SensorDataset:
+def align_released(real: SensorDataset, released: SensorDataset, linkage: dict[str, str] | None = None,
+                   padding: Mapping[str, int] | None = None) -> SensorDataset:
     """Check that ``released`` matches ``real`` recording by recording; return it re-ordered.
 
     ``linkage`` maps released recording id → original recording id (anonymised releases
-    rename recordings). Channels, rate and recording lengths must match exactly, otherwise
-    every score computed afterwards would be silently wrong.
+    rename recordings). ``padding`` (released recording id → offset of the original samples)
+    undoes a release's coarsened lengths (:func:`~anonaudit.evaluate.linkage.coarsen_metadata`)
+    first, so the judges see every released sample of the source recording, and only those.
+    Channels, rate and recording lengths must match exactly, otherwise every score computed
+    afterwards would be silently wrong.
     """
     if released.channels != real.channels:
         raise DataError(f"released data has channels {released.channels[:8]}…, the original {real.channels[:8]}…")
@@ -131,6 +136,14 @@ def align_released(real: SensorDataset, released: SensorDataset, linkage: dict[s
     ids = released.recordings["recording"].map(linkage) if linkage else released.recordings["recording"]
     if ids.isna().any():
         raise DataError(f"linkage does not cover released recordings {released.recordings['recording'][ids.isna()].tolist()[:5]}")
+    if padding:
+        rec = released.recordings["recording"]
+        if not rec.isin(list(padding)).all():
+            raise DataError(f"the padding record does not cover released recordings {rec[~rec.isin(list(padding))].tolist()[:5]}")
+        lengths = ids.map(real.recordings.set_index("recording")["length"])
+        if lengths.isna().any():
+            raise DataError(f"released data maps to recordings {ids[lengths.isna()].tolist()[:5]} the original lacks")
+        released = strip_padding(released, rec.map(padding).to_numpy(), lengths.to_numpy())
     position = pd.Series(np.arange(len(released.recordings)), index=ids.to_numpy())
     missing = sorted(set(real.recordings["recording"]) - set(position.index))
     if missing:

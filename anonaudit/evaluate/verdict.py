@@ -72,12 +72,25 @@ class Verdict:
         head = "releasable: the strongest attack stays within the limit — " if self.releasable else "NOT releasable: "
         return head + self.decided_by.describe()
 
+    def strongest(self, level: str | None = None, threat: str | None = None) -> float:
+        """The largest re-identification over every threat model and attacker (optionally one level or threat
+        model): the release's privacy figure. NaN where nothing of the kind was measured."""
+        values = [c.value for c in self.checks if c.threat != "memorisation"
+                  and level in (None, c.level) and threat in (None, c.threat)]
+        return max(values) if values else float("nan")
+
     def to_dict(self) -> dict[str, Any]:
         best = self.decided_by
+        threats = sorted({c.threat for c in self.checks if c.threat != "memorisation"})
+        memorised = [c.value for c in self.checks if c.threat == "memorisation"]
         return {"releasable": self.releasable, "reason": self.reason, "threat_model": best.threat,
                 "attacker": best.attacker, "level": best.level, "metric": best.metric,
                 "reid_value": round(best.value, 4), "chance": round(best.chance, 4), "threshold": round(best.limit, 4),
-                "risk": round(best.risk, 4), "checks": [asdict(c) | {"risk": round(c.risk, 4)} for c in self.checks]}
+                "risk": round(best.risk, 4), "reid_max_recording": round(self.strongest("recording"), 4),
+                "reid_max_window": round(self.strongest("window"), 4),
+                "reid_by_threat": {t: round(self.strongest(threat=t), 4) for t in threats},
+                "memorisation_ratio": round(memorised[0], 4) if memorised else None,
+                "checks": [asdict(c) | {"risk": round(c.risk, 4)} for c in self.checks]}
 
 
 def reidentification_checks(table: pd.DataFrame, n_subjects: int, threshold: float | None = None) -> list[Check]:

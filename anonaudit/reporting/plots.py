@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping, Sequence
 
 import matplotlib
@@ -100,4 +101,40 @@ def privacy_utility(points: pd.DataFrame, chance_x: float, chance_y: float, x: s
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.set_title(title, fontsize=10)
+    return to_png(fig)
+
+
+THREATS = ("frozen", "linkage", "informed", "metadata")  # the re-identification threat models, in plot order
+
+
+def frontier(table: pd.DataFrame, chance: float) -> bytes:
+    """One panel per threat model: each swept point's re-identification (recording level, strongest attacker)
+    against its utility (HAR trained on the release, on real unseen subjects), passing points filled; the raw
+    data as a star, uniform chance and the release limit (2× chance) as lines."""
+    panels = [t for t in THREATS if f"release_reid_{t}" in table and table[f"release_reid_{t}"].notna().any()]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(3.2 * max(1, len(panels)), 3.4), sharey=True,
+                             squeeze=False)
+    labels = [f"{m}" + (f" {k}={v:g}" if isinstance(k, str) and pd.notna(v) else "")
+              for m, k, v in zip(table["method"], table["knob"], table["value"])]
+    for ax, threat in zip(axes[0], panels or ["strongest"]):
+        x = table[f"release_reid_{threat}"] if panels else table["release_reid_max_recording"]
+        for i, label in enumerate(labels):
+            passed = table["releasable"].iat[i] is True
+            ax.scatter(x.iat[i], table["har_wf1_tstr"].iat[i], s=50, marker="osD^vP*X"[i % 8],
+                       facecolors=f"C{i}" if passed else "none", edgecolors=f"C{i}", label=label)
+        raw = table["reid_real_recording_acc"].dropna() if "reid_real_recording_acc" in table else pd.Series([])
+        if len(raw) and table["har_wf1_real"].notna().any():
+            ax.scatter(raw.iat[0], table["har_wf1_real"].dropna().iat[0], marker="*", s=120, c="black",
+                       label="raw data (frozen)")
+        if not math.isnan(chance):
+            ax.axvline(chance, ls="--", c="grey", lw=0.8)
+            ax.axvline(2 * chance, ls="-", c="red", lw=0.8)
+            ax.text(2 * chance, 0.03, " limit", fontsize=7, color="red")
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"{threat} threat model", fontsize=9)
+        ax.set_xlabel("re-identification (recordings)", fontsize=8)
+    axes[0][0].set_ylabel("HAR F1, trained on release (TSTR)", fontsize=8)
+    axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle("Privacy–utility frontier (filled: passed the release check; dashed: chance)", fontsize=9)
     return to_png(fig)

@@ -12,13 +12,14 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ui  # noqa: E402
 
-from anonaudit.anonymise.anonymiser import METHODS  # noqa: E402
+from anonaudit.anonymise.config import METHODS  # noqa: E402
 from anonaudit.store import datasets as dataset_store  # noqa: E402
 from anonaudit.store import jobs as job_store  # noqa: E402
 
 st.set_page_config(page_title="anonaudit · anonymise", layout="wide")
 st.title("Anonymise and release")
-st.caption("GAN (Anon_AG, Anon_AcG), identity transfer (Anon_DFI) and baselines. Releases carry random pseudonyms; "
+st.caption("Same-activity donor mixing (every window a blend of k other subjects' windows: none of its source's "
+           "signal), GAN (Anon_AG, Anon_AcG), identity transfer (Anon_DFI) and baselines. Releases carry random pseudonyms; "
            "the linkage stays private to this store. A release is judged under five threat models (frozen, "
            "retrained, informed, metadata linkage, memorisation) and exported only if it passes, or on a "
            "steward's recorded override.")
@@ -33,16 +34,26 @@ if not ui.may_release():
             "anonymise, check or download releases.")
 with st.form("anonymise"):
     dataset = st.selectbox("Dataset", originals)
-    method = st.selectbox("Method", METHODS, index=METHODS.index("anon_acg"))
+    method = st.selectbox("Method", METHODS, index=METHODS.index("donor"))
+    k = st.number_input("Donors per window (donor mixing: k other subjects, ≥ 2)", value=4, min_value=2, step=1)
     name = st.text_input("Release name (optional)")
     target = st.text_input("DFI target subject (optional)")
     gan_epochs = st.number_input("GAN epochs", value=8, min_value=1, step=1)
     window_s = st.number_input("Window (s)", value=2.56, min_value=0.1)
+    quantum = st.text_input("Round published recording lengths up to (s)",
+                            help="Empty: 10 s, only where exact lengths and label timing would link released "
+                                 "recordings to the original ones (measured); 0: publish exact lengths.")
     go = st.form_submit_button("Queue anonymisation", type="primary")
 if go:
-    ui.submit("anonymise", {"dataset": dataset, "method": method, "name": name or None,
-                            "target": target or None, "gan_epochs": int(gan_epochs),
-                            "window_s": float(window_s), "stride_s": float(window_s) / 2})
+    try:
+        quantum_s = float(quantum) if quantum.strip() else None
+    except ValueError:
+        st.error(f"Round published recording lengths: {quantum!r} is not a number of seconds")
+    else:
+        ui.submit("anonymise", {"dataset": dataset, "method": method, "name": name or None,
+                                "target": target or None, "gan_epochs": int(gan_epochs), "k": int(k),
+                                "metadata_quantum_s": quantum_s, "window_s": float(window_s),
+                                "stride_s": float(window_s) / 2})
 
 releases = [d for d in datasets if d["format"] == "release"]
 if releases:

@@ -6,7 +6,7 @@ ExplainParams`` (as the app's pages do) pays only for that module, not for torch
 
 from importlib import import_module
 
-MODULES = ("anonymise", "bias_audit", "data_import", "dp_train", "evaluate", "explain", "noop", "pipeline")
+MODULES = ("anonymise", "bias_audit", "data_import", "dp_train", "evaluate", "explain", "frontier", "noop", "pipeline")
 
 
 def load_all() -> None:

@@ -23,7 +23,9 @@ from typing import Any
 
 
 from anonaudit.anonymise import workflow
-from anonaudit.anonymise.anonymiser import GAN_METHODS, METHODS, Anonymiser, AnonymiserConfig
+from anonaudit.anonymise import methods
+from anonaudit.anonymise.config import GAN_METHODS, METHODS, AnonymiserConfig
+from anonaudit.anonymise.donor import donor_shortage
 from anonaudit.anonymise.release import Release, anonymise_dataset, check_no_identifiers, export_release
 from anonaudit.data.dataset import SensorDataset
 from anonaudit.data.resample import resample
@@ -33,22 +35,21 @@ from anonaudit.evaluate.verdict import Check, release_verdict, reidentification_
 from anonaudit.jobs.context import JobContext
 from anonaudit.jobs.datasets import check_name, open_dataset, register_derived
 from anonaudit.jobs.kinds.evaluate import eval_config, record_evaluation
-from anonaudit.jobs.params import parse_params
+from anonaudit.jobs.params import parse_params, to_params
 from anonaudit.jobs.registry import job_kind
 from anonaudit.progress import ProgressFn, scaled
 from anonaudit.store import artifacts as artifact_store
 from anonaudit.store import datasets as dataset_store
-from anonaudit.store import jobs as job_store
 
 _ANON_FIELDS = {f.name for f in fields(AnonymiserConfig)} - {"seed", "epochs", "method"}
-LINKAGE = "private/linkage.json"
-MODEL = "private/anonymiser.pt"
+LINKAGE = "private/{prefix}linkage.json"  # one per release a job makes (a frontier makes several)
+MODEL = "private/{prefix}anonymiser.pt"
 
 
 @dataclass
 class AnonymiseParams:
     dataset: str
-    method: str = "anon_acg"
+    method: str = "donor"
     name: str | None = None
     target: str | None = None
     model: str | None = None
@@ -66,6 +67,9 @@ class AnonymiseParams:
     m: float = 0.9
     rec_weight: float = 0.0
     noise_sigma: float = 0.5
+    k: int = 4  # donor mixing: other subjects blended into each window
+    # published metadata: None rounds recording lengths up to 10 s only where exact ones link; 0 never; > 0 always
+    metadata_quantum_s: float | None = None
     # frozen ReID and evaluation models
     reid_model: str = "tcnn"
     har_model: str = "logreg"
@@ -94,13 +98,33 @@ def anonymiser_config(p: AnonymiseParams, seed: int) -> AnonymiserConfig:
     return AnonymiserConfig(method=p.method, epochs=p.gan_epochs, seed=seed, **values)
 
 
-def _register_release(ctx: JobContext, release: Release, original: Any, replace: bool) -> dict[str, Any]:
-    """Store the released dataset (inside the store only) and its private linkage; nothing is exported yet."""
+def check_release_data(p: AnonymiseParams, real: SensorDataset) -> None:
+    """The checks that need the dataset, run before anything trains: the DFI target exists, and donor
+    mixing finds k other subjects for every activity."""
+    if p.target is not None and p.target not in real.subject_ids:
+        raise ParameterError("target", f"subject {p.target!r} does not exist in {real.name!r}")
+    if p.metadata_quantum_s and p.metadata_quantum_s * real.sampling_rate < 1:
+        raise ParameterError("metadata_quantum_s", f"must be at least one sample ({1 / real.sampling_rate:g} s at "
+                                                   f"{real.sampling_rate:g} Hz), or 0 to publish exact lengths")
+    if p.method == "donor" and p.model is None:
+        problem = donor_shortage(real, p.k)
+        if problem:
+            raise ParameterError("k", problem)
+
+
+def _register_release(ctx: JobContext, release: Release, original: Any, p: AnonymiseParams,
+                      prefix: str) -> dict[str, Any]:
+    """Store the released dataset (inside the store only) and its private linkage; nothing is exported yet.
+
+    The linkage also says how the release was made (parameters, model file), so a later release
+    check or override finds everything from the released dataset's name."""
     check_no_identifiers(release.dataset, original, [])
-    record = register_derived(ctx, release.dataset, format="release", replace=replace)
-    ctx.write_json(LINKAGE, {"warning": "links pseudonyms to real identities: never distribute",
-                             "original_dataset": original.name, "recordings": release.recording_linkage,
-                             "subjects": release.subject_linkage, "dfi_targets": release.targets})
+    record = register_derived(ctx, release.dataset, format="release", replace=p.replace)
+    ctx.write_json(LINKAGE.format(prefix=prefix), {
+        "warning": "links pseudonyms to real identities: never distribute", "released": record["name"],
+        "original_dataset": original.name, "params": to_params(p), "model": p.model or MODEL.format(prefix=prefix),
+        "recordings": release.recording_linkage, "subjects": release.subject_linkage, "dfi_targets": release.targets,
+        "padding": release.padding})
     return record
 
 
@@ -115,23 +139,26 @@ def export_files(ctx: JobContext, released: SensorDataset, original: SensorDatas
 
 
 def enforce(ctx: JobContext, verdict: dict[str, Any], released: SensorDataset, original: SensorDataset,
-            prefix: str = "") -> dict[str, Any]:
-    """Record the verdict on the released dataset; export the files only if it is releasable."""
+            prefix: str = "", export: bool = True) -> dict[str, Any]:
+    """Record the verdict on the released dataset; export the files only if it is releasable (and ``export``:
+    a frontier exports only the point it chooses). ``prefix`` names the verdict's artifact; keys are bare."""
     dataset_store.set_release_verdict(released.name, verdict["releasable"], {**verdict, "job_id": ctx.job_id})
     ctx.write_json(f"{prefix}release_check.json", verdict)
-    ctx.log(verdict["reason"], "info" if verdict["releasable"] else "warning")
-    if verdict["releasable"]:
+    ctx.log(f"{released.name}: {verdict['reason']}", "info" if verdict["releasable"] else "warning")
+    if verdict["releasable"] and export:
         export_files(ctx, released, original)
-    else:
+    elif not verdict["releasable"]:
         ctx.log(f"release {released.name!r} withheld: no release files were exported. A data steward may override "
                 f"the verdict, on the record: `anonaudit release-override {released.name} --reason TEXT`", "warning")
-    return {f"{prefix}releasable": verdict["releasable"], f"{prefix}release_check": verdict["reason"],
-            f"{prefix}release_threat_model": verdict["threat_model"], f"{prefix}release_attacker": verdict["attacker"],
-            f"{prefix}release_withheld": not verdict["releasable"]}
+    return {"releasable": verdict["releasable"], "release_check": verdict["reason"],
+            "release_threat_model": verdict["threat_model"], "release_attacker": verdict["attacker"],
+            "release_withheld": not (verdict["releasable"] and export),
+            **{f"release_{k}": verdict[k] for k in ("reid_max_recording", "reid_max_window", "memorisation_ratio")},
+            **{f"release_reid_{threat}": value for threat, value in verdict["reid_by_threat"].items()}}
 
 
-def _record_transfer(ctx: JobContext, table: Any) -> dict[str, float]:
-    ctx.write_dataframe("dfi_transfer_per_target", table)
+def _record_transfer(ctx: JobContext, table: Any, prefix: str) -> dict[str, float]:
+    ctx.write_dataframe(f"{prefix}dfi_transfer_per_target", table)
     overall = table[table["target"] == "all"].iloc[0]
     for row in table.to_dict("records"):
         for key in ("transfer_frozen", "transfer_independent", "har_wf1"):
@@ -141,20 +168,22 @@ def _record_transfer(ctx: JobContext, table: Any) -> dict[str, float]:
 
 
 def anonymise_and_judge(ctx: JobContext, p: AnonymiseParams, real: SensorDataset, progress: ProgressFn,
-                        prefix: str = "", setup: workflow.Setup | None = None) -> tuple[dict[str, Any], EvalResult | None]:
-    """Train (or load) the anonymiser, publish the release, judge it; the ``anonymise`` job and the pipeline share this.
+                        prefix: str = "", setup: workflow.Setup | None = None,
+                        export: bool = True) -> tuple[dict[str, Any], EvalResult | None]:
+    """Train (or load) the anonymiser, publish the release, judge it; the ``anonymise`` job and every frontier
+    point share this. Artifacts and result keys carry ``prefix``.
 
-    ``setup`` (windows, recording split, frozen ReID) is passed by the main job, whose evaluation
-    stage already trained the frozen network on the same split.
+    ``setup`` (windows, recording split, frozen ReID) is passed by a caller that already trained
+    the frozen network on the same split (the main job's evaluation stage, a frontier's first point).
+    With ``export`` False a passing release is recorded as releasable but its files are not written.
     """
-    if p.target is not None and p.target not in real.subject_ids:
-        raise ParameterError("target", f"subject {p.target!r} does not exist in {real.name!r}")
+    check_release_data(p, real)
     name = p.name or f"{real.name}-{p.method.replace('_', '-')}"
     check_name(name)
     if dataset_store.find_dataset(name) is not None and not p.replace:
         raise ParameterError("name", f"a dataset named {name!r} exists; choose another name or pass replace")
     cfg = eval_config(p, ctx.seed)
-    loaded = Anonymiser.load(p.model) if p.model else None
+    loaded = methods.load(p.model) if p.model else None
     if loaded is not None and loaded.config.method != p.method:
         raise ParameterError("model", f"{p.model} holds a {loaded.config.method} anonymiser, not {p.method}")
     if loaded is not None:
@@ -170,33 +199,42 @@ def anonymise_and_judge(ctx: JobContext, p: AnonymiseParams, real: SensorDataset
         checkpoint = artifact_store.resume_dir(ctx.job_id) / f"{prefix}anonymiser.ckpt"
         anonymiser = workflow.fit_anonymiser(real, setup, anonymiser_config(p, ctx.seed), scaled(progress, 0.15, 0.6),
                                              checkpoint=checkpoint)
-        anonymiser.save(ctx.artifact_path(MODEL))
+        anonymiser.save(ctx.artifact_path(MODEL.format(prefix=prefix)))
         history = anonymiser.history_
-        ctx.write_json("training_history.json", {"autoencoder": history.ae, "main": history.main, "seconds": history.seconds})
-        ctx.metric("train_seconds", history.seconds)
+        ctx.write_json(f"{prefix}training_history.json",
+                       {"autoencoder": history.ae, "main": history.main, "seconds": history.seconds})
+        ctx.metric(f"{prefix}train_seconds", history.seconds)
         for row in history.main:
             for key, value in row.items():
                 if key != "epoch":
-                    ctx.metric(f"train_{key}", value, step=int(row["epoch"]))
+                    ctx.metric(f"{prefix}train_{key}", value, step=int(row["epoch"]))
     else:
         anonymiser = loaded
     progress(0.6, "anonymising the dataset")
     release = anonymise_dataset(real, anonymiser, name=name, target=p.target, seed=ctx.seed,
                                 progress=scaled(progress, 0.6, 0.7))
-    ctx.metric("throughput_windows_per_s", release.windows_per_s)
-    record = _register_release(ctx, release, real, p.replace)
+    ctx.metric(f"{prefix}throughput_windows_per_s", release.windows_per_s)
+    release = workflow.publish(real, release, p.metadata_quantum_s, p.window_s / 2, seed=ctx.seed)
+    if release.padding:
+        ctx.log("exact recording lengths and label timing would link released recordings to the original ones: "
+                "lengths are rounded up (padded with mirrored samples) and change points jittered by up to "
+                f"{p.window_s / 2:g} s", "info")
+    record = _register_release(ctx, release, real, p, prefix)
     out: dict[str, Any] = {"released": record["name"], "method": p.method, "windows": release.windows,
-                           "throughput_windows_per_s": round(release.windows_per_s, 1)}
+                           "throughput_windows_per_s": round(release.windows_per_s, 1),
+                           "metadata_coarsened": bool(release.padding)}
     result = None
     if p.evaluate:
         result = workflow.judge(real, release, setup, cfg, scaled(progress, 0.7, 0.88))
         informed, checks = workflow.threats(real, release.dataset, release.recording_linkage, setup.assignment,
-                                            anonymiser, cfg, setup.windows, scaled(progress, 0.88, 0.97))
+                                            anonymiser, cfg, setup.windows, release.padding,
+                                            scaled(progress, 0.88, 0.97))
         result.scores.extend(informed)
         out.update(record_evaluation(ctx, result, prefix=prefix))
         if p.method == "anon_dfi":
-            out.update(_record_transfer(ctx, workflow.dfi_transfer(real, release, setup, cfg)))
-        out.update(enforce(ctx, check_verdict(result, None, len(real.subjects), checks), release.dataset, real))
+            out.update(_record_transfer(ctx, workflow.dfi_transfer(real, release, setup, cfg), prefix))
+        verdict = check_verdict(result, None, len(real.subjects), checks)
+        out.update(enforce(ctx, verdict, release.dataset, real, prefix, export))
     else:
         ctx.log(f"release {record['name']!r} was not judged, so it is withheld: run `anonaudit release-check "
                 f"{record['name']}` to export it", "warning")
@@ -230,26 +268,21 @@ class ReleaseCheckParams:
 
 
 def _origin(released_name: str) -> tuple[AnonymiseParams, dict[str, Any], Path]:
-    """How a release was made (the anonymise job's parameters, or the main job's release stage) and its
-    private linkage."""
+    """How a release was made (the parameters of the anonymise job or frontier point that made it), its private
+    linkage and its model file: the job's linkage that names the release says all three."""
     record = dataset_store.get_dataset(released_name)
     job_id = record.get("import_job_id")
-    job = job_store.job_dict(job_id) if job_id is not None else None
-    if job is None or job["kind"] not in ("anonymise", "pipeline") or record["format"] != "release":
-        raise DataError(f"dataset {released_name!r} was not produced by an anonymise job or the main job here; "
-                        "only releases made by anonaudit can be checked (their linkage is private to this store)")
-    path = artifact_store.job_dir(job_id) / LINKAGE
-    if not path.is_file():
-        raise DataError(f"the linkage of release {released_name!r} is missing", file=path)
-    linkage = json.loads(path.read_text())
-    if job["kind"] == "anonymise":
-        params = parse_params(AnonymiseParams, job["params"])
-    else:
-        from anonaudit.jobs.kinds.pipeline import PipelineParams, release_params  # the main job imports this module
-
-        params = release_params(parse_params(PipelineParams, job["params"]), linkage["original_dataset"])
-    model = Path(params.model) if params.model else artifact_store.job_dir(job_id) / MODEL
-    return params, linkage, model
+    if job_id is None or record["format"] != "release":
+        raise DataError(f"dataset {released_name!r} was not produced by an anonymise job, a frontier or the main job "
+                        "here; only releases made by anonaudit can be checked (their linkage is private to this store)")
+    folder = artifact_store.job_dir(job_id)
+    for path in sorted((folder / "private").glob("*linkage.json")):
+        linkage = json.loads(path.read_text())
+        if linkage.get("released") == released_name:
+            model = Path(linkage["model"])
+            return parse_params(AnonymiseParams, linkage["params"]), linkage, model if model.is_absolute() else folder / model
+    raise DataError(f"the linkage of release {released_name!r} is missing from job {job_id}'s private files (releases "
+                    "made before anonaudit 0.1.0+ recorded how they were made: run their job again)", file=folder)
 
 
 def check_verdict(result: EvalResult, threshold: float | None, n_subjects: int,
@@ -271,7 +304,8 @@ def run_release_check(ctx: JobContext) -> dict[str, Any]:
     if origin.resample_hz:
         real = resample(real, origin.resample_hz)
     stored = open_dataset(p.dataset)
-    released = align_released(real, stored, linkage["recordings"])
+    padding = linkage.get("padding") or {}
+    released = align_released(real, stored, linkage["recordings"], padding)
     cfg = eval_config(origin, ctx.seed)
     attackers = tuple(p.attackers) if p.attackers else cfg.attackers
     cfg = replace(cfg, attackers=attackers, reid_model=attackers[0], protocols=("privacy",), n_boot=p.n_boot)
@@ -281,8 +315,8 @@ def run_release_check(ctx: JobContext) -> dict[str, Any]:
     if not model.is_file():
         raise DataError(f"the trained anonymiser of release {p.dataset!r} is missing, so the informed attacker "
                         "cannot run it", file=model)
-    informed, checks = workflow.threats(real, stored, linkage["recordings"], setup.assignment, Anonymiser.load(model),
-                                        cfg, setup.windows, scaled(ctx.progress, 0.7, 1.0))
+    informed, checks = workflow.threats(real, stored, linkage["recordings"], setup.assignment, methods.load(model),
+                                        cfg, setup.windows, padding, scaled(ctx.progress, 0.7, 1.0))
     result.scores.extend(informed)
     record_evaluation(ctx, result)
     verdict = check_verdict(result, p.threshold, len(real.subjects), checks)

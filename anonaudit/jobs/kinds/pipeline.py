@@ -2,7 +2,9 @@
 
 Today: import → windows → subject and recording splits → summary figures → evaluation
 (activity recognition, re-identification by frozen and retrained attackers, soft biometrics)
-→ explanation of one test window's activity prediction (R-LIME beside LIME and Anchor) → anonymisation (Anon_AcG by default) → release under pseudonyms → judged release → release check.
+→ explanation of one test window's activity prediction (R-LIME beside LIME and Anchor) → a frontier of releases
+(same-activity donor mixing by default, its k swept), each judged under every threat model → the best passing one
+released, or none.
 Each capability that lands adds its stage here (evaluation, anonymisation, release check …),
 so ``./dev demo`` always shows what the platform can do on the sample data.
 """
@@ -16,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from anonaudit.anonymise import workflow
-from anonaudit.anonymise.anonymiser import METHODS
+from anonaudit.anonymise.config import METHODS
 from anonaudit.data.dataset import SensorDataset
 from anonaudit.data.splits import split_by_recording, split_by_subject, split_subjects
 from anonaudit.data.windows import Windows, make_windows
@@ -25,7 +27,7 @@ from anonaudit.jobs.context import JobContext
 from anonaudit.evaluate.protocols import evaluate
 from anonaudit.explain.windows import window_table
 from anonaudit.jobs.datasets import import_dataset
-from anonaudit.jobs.kinds.anonymise import AnonymiseParams, anonymise_and_judge
+from anonaudit.jobs.kinds.frontier import FrontierParams, check_points, sweep
 from anonaudit.jobs.kinds.evaluate import eval_config, record_evaluation
 from anonaudit.jobs.kinds.bias_audit import BiasAuditParams
 from anonaudit.jobs.kinds.dp_train import DPTrainParams, train_and_record
@@ -51,7 +53,8 @@ class PipelineParams:
     attributes: list[str] | None = None
     n_boot: int = 500
     explain: bool = True
-    anonymise: str | None = "anon_acg"
+    anonymise: str | None = "donor"
+    knob_values: list[float] | None = None  # the release stage's sweep of the method's knob (default: its grid)
     gan_epochs: int = 4
     ae_epochs: int = 8
     dp: bool = True
@@ -83,11 +86,12 @@ class PipelineParams:
             parse_params(BiasAuditParams, _audit_params(self, placeholder, self.audit_characteristics or ["age_group"]))
 
 
-def release_params(p: PipelineParams, name: str) -> AnonymiseParams:
-    params = AnonymiseParams(dataset=name, method=p.anonymise or "anon_acg", name=f"{name}-released", replace=True,
-                             window_s=p.window_s, stride_s=p.stride_s, gan_epochs=p.gan_epochs,
-                             ae_epochs=p.ae_epochs, epochs=p.epochs, evaluate=True, n_boot=p.n_boot,
-                             **({"attackers": p.attackers} if p.attackers else {}))
+def release_params(p: PipelineParams, name: str) -> FrontierParams:
+    """The release stage as a frontier: the method's knob swept, the best passing point released."""
+    params = FrontierParams(dataset=name, methods=[p.anonymise or "donor"], knob_values=p.knob_values,
+                            name=f"{name}-released", replace=True, window_s=p.window_s, stride_s=p.stride_s,
+                            gan_epochs=p.gan_epochs, ae_epochs=p.ae_epochs, epochs=p.epochs, evaluate=True,
+                            n_boot=p.n_boot, **({"attackers": p.attackers} if p.attackers else {}))
     params.check()
     return params
 
@@ -124,10 +128,8 @@ def _explain_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: 
 
 def _release_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: str,
                    setup: workflow.Setup | None) -> dict[str, Any]:
-    """Anonymise, release as ``<name>-released``, judge the release and record the release check."""
-    out, _ = anonymise_and_judge(ctx, release_params(p, name), ds, scaled(ctx.progress, 0.65, 0.85), prefix="anon_",
-                                 setup=setup)
-    return out
+    """Sweep the anonymiser's knob, judge every point under every threat model, release the best that passes."""
+    return sweep(ctx, release_params(p, name), ds, scaled(ctx.progress, 0.65, 0.85), setup=setup, prefix="anon_")
 
 
 def _private_stage(ctx: JobContext, p: PipelineParams, name: str) -> dict[str, Any]:
@@ -158,6 +160,8 @@ def _audit_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: st
 def run_pipeline(ctx: JobContext) -> dict[str, Any]:
     p = parse_params(PipelineParams, ctx.params)
     ds, record = import_dataset(ctx, p.path, p.format, name=p.name, progress=scaled(ctx.progress, 0.0, 0.4))
+    if p.anonymise:
+        check_points(release_params(p, record["name"]), ds)  # before the first training
 
     ctx.progress(0.35, "windowing")
     windows = make_windows(ds, p.window_s, p.stride_s)
