@@ -150,7 +150,7 @@ def anonymise_cmd(
     m: Annotated[float, typer.Option(help="Eq. 1 weight m of the ReID term (b = 1 − m).")] = 0.9,
     noise_sigma: Annotated[float, typer.Option(help="method noise: standard deviations of added noise.")] = 0.5,
     k: Annotated[int, typer.Option(help="method donor: other subjects (same activity) blended into every window, >= 2.")] = 4,
-    metadata_quantum_s: Annotated[Optional[float], typer.Option(help="Round published recording lengths up to a multiple of this many seconds (and jitter change points); default: 10 s, only where exact lengths would link recordings to the original; 0: never.")] = None,
+    metadata_quantum_s: Annotated[Optional[float], typer.Option(help="Round published recording lengths up to a multiple of this many seconds (and jitter change points); default: only where exact lengths would link recordings to the original, to the smallest quantum (1–120 s) that stops the linkage attacker; 0: never.")] = None,
     window_s: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.56,
     stride_s: Annotated[float, typer.Option(help="Window stride in seconds (training and evaluation).")] = 1.28,
     resample_hz: Annotated[Optional[float], typer.Option(help="Resample to this rate first.")] = None,

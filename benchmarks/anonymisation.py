@@ -4,9 +4,9 @@ What runs is the platform's own code path (``anonaudit.anonymise.workflow``, as 
 ``anonaudit anonymise``): per dataset one frozen re-identification tCNN is trained on the real
 training recordings and shared by all methods; each method is trained on those recordings,
 releases the *whole* dataset (overlap-add of half-overlapping windows, pseudonyms), and the
-release is published as the job publishes it (recording lengths rounded up to 10 s where exact
-ones would link recordings: ``metadata_coarsened``) and judged under every threat model, as the
-release check judges it:
+release is published as the job publishes it (recording lengths rounded up to the smallest quantum
+that stops the metadata-linkage attacker, where exact ones would link recordings:
+``metadata_quantum_s``) and judged under every threat model, as the release check judges it:
 
 * ``releasable`` and ``release_threat_model`` / ``release_attacker`` / ``release_level``: the verdict
   and what decided it. ``reid_max_recording`` / ``reid_max_window``: the largest re-identification
@@ -172,7 +172,7 @@ def run_dataset(name: str, args: argparse.Namespace, done: list[dict]) -> tuple[
                "release_attacker": verdict["attacker"], "release_level": verdict["level"],
                **{k: verdict[k] for k in ("reid_max_recording", "reid_max_window", "reid_by_threat",
                                           "memorisation_ratio")},
-               "metadata_coarsened": bool(release.padding),
+               "metadata_quantum_s": release.metadata_quantum_s,
                "har_min_recall_ratio_released": head.get("har_min_recall_ratio_released"),
                "har_min_recall_ratio_tstr": head.get("har_min_recall_ratio_tstr"),
                "har_wf1_real": head.get("har_wf1_real"),

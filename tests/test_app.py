@@ -241,7 +241,7 @@ def test_anonymise_page_queues_jobs_and_rejects_bad_thresholds(db_url, tmp_path)
     import_imu_sample(tmp_path, n_subjects=4, n_trials=3, name="t")  # 3 recordings per subject: checkable
     api.run("anonymise", {"dataset": "t", "method": "none", "name": "s-rel", "evaluate": False})
     at = _page("2_Anonymise.py")
-    at.text_input[2].input("1.5")
+    at.text_input[3].input("1.5")  # after name, DFI target and the metadata quantum
     at.button[1].click().run()
     assert not at.exception, at.exception
     assert any("threshold" in e.value for e in at.error)

@@ -144,7 +144,7 @@ def test_published_dfi_targets_are_random_other_subjects():
     anonymiser = Anonymiser(AnonymiserConfig(method="anon_dfi"))
     anonymiser.scaler_, anonymiser.channels_, anonymiser.subjects_ = None, list(ds.channels), ["s2", "s1", "s0"]
     calls = []
-    anonymiser.transform = lambda X, subject, target, seed: calls.append((subject, target, seed)) or X
+    anonymiser.transform = lambda X, subject, target, seed, activity=None: calls.append((subject, target, seed)) or X
     transform = published(anonymiser, 5, ds)
     codes = np.array([0, 1, 2] * 100)
     transform(np.zeros((300, 4, 2)), codes, codes)

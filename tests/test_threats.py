@@ -293,7 +293,8 @@ def test_publish_coarsens_only_where_exact_metadata_links_and_the_judges_still_s
     published = workflow.publish(original, release, None, 1.28)  # measured: exact lengths re-link every recording
     assert published.padding and set(published.padding) == set(release.dataset.recordings["recording"])
     lengths = published.dataset.recordings["length"].to_numpy()
-    assert (lengths % 100 == 0).all() and (lengths >= release.dataset.recordings["length"].to_numpy()).all()
+    quantum = round(published.metadata_quantum_s * original.sampling_rate)
+    assert (lengths % quantum == 0).all() and (lengths >= release.dataset.recordings["length"].to_numpy()).all()
     assert metadata_linkage(original, published.dataset, release.recording_linkage, n_boot=0).passes()
     judged = align_released(original, published.dataset, published.recording_linkage, published.padding)
     assert np.array_equal(judged.signals, exact.signals)  # the padding is undone sample for sample

@@ -38,6 +38,7 @@ class Release:
     windows: int
     seconds: float
     padding: dict[str, int] = field(default_factory=dict)  # coarsened lengths: where each source recording starts
+    metadata_quantum_s: float | None = None  # published lengths are multiples of this (None: exact lengths)
 
     @property
     def windows_per_s(self) -> float:

@@ -33,7 +33,7 @@ from anonaudit.evaluate.protocols import EvalConfig, EvalResult, ModelScore, ali
 from anonaudit.evaluate.verdict import Check
 from anonaudit.progress import ProgressFn, null_progress, scaled
 
-DEFAULT_QUANTUM_S = 10.0  # recording lengths rounded up to this when exact lengths link (see ``publish``)
+QUANTA_S = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)  # recording-length quanta ``publish`` tries, in turn
 MIN_DISTANCE_RATIO = 0.95  # released windows at least this far (relative to held-out ones) from the training windows
 
 
@@ -149,19 +149,31 @@ def publish(real: SensorDataset, release: Release, quantum_s: float | None, jitt
     link it to the original, otherwise coarsened (:func:`~anonaudit.evaluate.linkage.coarsen_metadata`).
 
     ``quantum_s``: None decides by measurement — the metadata-linkage attacker runs on the exact
-    release and, if it re-identifies beyond twice uniform chance, lengths are rounded up to
-    ``DEFAULT_QUANTUM_S``; 0 never coarsens; a positive value always rounds to it. The padding and
+    release and, while it re-identifies beyond twice uniform chance, on releases whose lengths are
+    rounded up to each quantum of ``QUANTA_S`` in turn (the smallest that passes is published, so
+    short recordings are not padded more than needed; if none passes, the largest, and the release
+    check refuses it); 0 never coarsens; a positive value always rounds to it. The padding and
     jitter are drawn from the operating system's CSPRNG (the job seed would let anyone undo them);
     ``seed`` only breaks the attacker's ties.
     """
     if quantum_s == 0:
         return release
-    if quantum_s is None:
-        if metadata_linkage(real, release.dataset, release.recording_linkage, n_boot=0, seed=seed).passes():
-            return release
-        quantum_s = DEFAULT_QUANTUM_S
+    if quantum_s is not None:
+        return _coarsened(release, quantum_s, jitter_s)
+    if metadata_linkage(real, release.dataset, release.recording_linkage, n_boot=0, seed=seed).passes():
+        return release
+    shortest = float(release.dataset.recordings["length"].min()) / release.dataset.sampling_rate
+    for quantum in [q for q in QUANTA_S if q >= shortest / 4] or QUANTA_S[-1:]:
+        coarse = _coarsened(release, quantum, jitter_s)
+        if metadata_linkage(real, coarse.dataset, coarse.recording_linkage, n_boot=0, seed=seed).passes():
+            break
+    return coarse
+
+
+def _coarsened(release: Release, quantum_s: float, jitter_s: float) -> Release:
     coarse, lead = coarsen_metadata(release.dataset, np.random.default_rng(), quantum_s=quantum_s, jitter_s=jitter_s)
-    return replace(release, dataset=coarse, padding=dict(zip(coarse.recordings["recording"], lead.tolist())))
+    return replace(release, dataset=coarse, padding=dict(zip(coarse.recordings["recording"], lead.tolist())),
+                   metadata_quantum_s=quantum_s)
 
 
 def threats(real: SensorDataset, released: SensorDataset, linkage: dict[str, str], assignment: dict[str, str],

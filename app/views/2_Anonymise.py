@@ -41,8 +41,9 @@ with st.form("anonymise"):
     gan_epochs = st.number_input("GAN epochs", value=8, min_value=1, step=1)
     window_s = st.number_input("Window (s)", value=2.56, min_value=0.1)
     quantum = st.text_input("Round published recording lengths up to (s)",
-                            help="Empty: 10 s, only where exact lengths and label timing would link released "
-                                 "recordings to the original ones (measured); 0: publish exact lengths.")
+                            help="Empty: only where exact lengths and label timing would link released "
+                                 "recordings to the original ones, to the smallest quantum that stops the "
+                                 "linkage attacker (measured); 0: publish exact lengths.")
     go = st.form_submit_button("Queue anonymisation", type="primary")
 if go:
     try:

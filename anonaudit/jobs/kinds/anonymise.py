@@ -68,7 +68,8 @@ class AnonymiseParams:
     rec_weight: float = 0.0
     noise_sigma: float = 0.5
     k: int = 4  # donor mixing: other subjects blended into each window
-    # published metadata: None rounds recording lengths up to 10 s only where exact ones link; 0 never; > 0 always
+    # published metadata: None rounds recording lengths up (smallest quantum that stops the metadata attacker)
+    # only where exact ones link; 0 never; > 0 always to this quantum
     metadata_quantum_s: float | None = None
     # frozen ReID and evaluation models
     reid_model: str = "tcnn"
@@ -217,12 +218,12 @@ def anonymise_and_judge(ctx: JobContext, p: AnonymiseParams, real: SensorDataset
     release = workflow.publish(real, release, p.metadata_quantum_s, p.window_s / 2, seed=ctx.seed)
     if release.padding:
         ctx.log("exact recording lengths and label timing would link released recordings to the original ones: "
-                "lengths are rounded up (padded with mirrored samples) and change points jittered by up to "
-                f"{p.window_s / 2:g} s", "info")
+                f"lengths are rounded up to multiples of {release.metadata_quantum_s:g} s (padded with mirrored "
+                f"samples) and change points jittered by up to {p.window_s / 2:g} s", "info")
     record = _register_release(ctx, release, real, p, prefix)
     out: dict[str, Any] = {"released": record["name"], "method": p.method, "windows": release.windows,
                            "throughput_windows_per_s": round(release.windows_per_s, 1),
-                           "metadata_coarsened": bool(release.padding)}
+                           "metadata_quantum_s": release.metadata_quantum_s}
     result = None
     if p.evaluate:
         result = workflow.judge(real, release, setup, cfg, scaled(progress, 0.7, 0.88))
@@ -273,8 +274,9 @@ def _origin(released_name: str) -> tuple[AnonymiseParams, dict[str, Any], Path]:
     record = dataset_store.get_dataset(released_name)
     job_id = record.get("import_job_id")
     if job_id is None or record["format"] != "release":
-        raise DataError(f"dataset {released_name!r} was not produced by an anonymise job, a frontier or the main job "
-                        "here; only releases made by anonaudit can be checked (their linkage is private to this store)")
+        raise DataError(f"dataset {released_name!r} was not produced by an anonymise job or the main job here, nor "
+                        "by a frontier; only releases made by anonaudit can be checked (their linkage is private to "
+                        "this store)")
     folder = artifact_store.job_dir(job_id)
     for path in sorted((folder / "private").glob("*linkage.json")):
         linkage = json.loads(path.read_text())
