@@ -214,7 +214,9 @@ def params_json(params: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------- privacy–utility
-PRIVACY_KEYS = ("reid_retrained_recording_acc", "reid_retrained_window_acc", "reid_frozen_acc")
+# the release check's figure (every threat model) first; older jobs measured only some attackers
+PRIVACY_KEYS = ("release_reid_max_recording", "reid_retrained_recording_acc", "reid_retrained_window_acc",
+                "reid_frozen_acc")
 UTILITY_KEY = "har_wf1_released"
 
 
@@ -230,12 +232,25 @@ def frontier(privacy: pd.Series, utility: pd.Series) -> pd.Series:
 def privacy_utility_table(jobs: list[dict[str, Any]], releasable: dict[str, bool | None]) -> pd.DataFrame:
     """One row per judged release: headline privacy and utility, verdict, and frontier membership.
 
-    Privacy is the strongest retrained attacker at recording level (the release check's figure),
-    falling back to window level and then to the frozen network when a job measured less.
+    Privacy is the strongest attack at recording level over every threat model (the release
+    check's figure), falling back, for jobs that measured less, to the strongest retrained
+    attacker and then to the frozen network. A frontier (or the main job's release stage)
+    contributes every point it judged, from its frontier table.
     """
     rows = []
     for job in jobs:
         result = job.get("result") or {}
+        table = next((a for a in job["artifacts"] if a["name"] in ("frontier.csv", "anon_frontier.csv")), None)
+        if table is not None and file_of(table).is_file():
+            for point in pd.read_csv(file_of(table)).to_dict("records"):
+                knob = f" {point['knob']}={point['value']:g}" if isinstance(point["knob"], str) else ""
+                rows.append({"job": job["id"], "method": point["method"] + knob, "release": point["released"],
+                             "re-identification": point["release_reid_max_recording"],
+                             "HAR weighted F1": point["har_wf1_released"], "HAR F1 (original)": point["har_wf1_real"],
+                             "re-id chance": point["reid_chance"],
+                             "releasable": {True: "yes", False: "NO"}.get(releasable.get(point["released"]),
+                                                                          "not checked")})
+            continue
         prefix = "anon_" if job["kind"] == "pipeline" else ""
         values = {k: result.get(prefix + k) for k in (*PRIVACY_KEYS, UTILITY_KEY, "har_wf1_real", "reid_chance")}
         privacy = next((values[k] for k in PRIVACY_KEYS if values[k] is not None), None)

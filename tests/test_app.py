@@ -225,6 +225,19 @@ def test_evaluate_page_queues_a_validated_job(db_url, tmp_path):
     assert len(queued) == 1 and queued[0]["params"]["dataset"] == "s"
 
 
+def test_anonymise_page_queues_a_frontier_and_rejects_bad_knob_values(db_url, tmp_path):
+    _sample_in_store(tmp_path)
+    at = _page("2_Anonymise.py")
+    at.text_input(key="knob_values").input("4, x")
+    next(b for b in at.button if b.label == "Queue frontier").click().run()
+    assert not at.exception, at.exception
+    assert any("Knob values" in e.value for e in at.error) and not job_store.list_jobs(kind="frontier")
+    at.text_input(key="knob_values").input("4, 8")
+    next(b for b in at.button if b.label == "Queue frontier").click().run()
+    [queued] = job_store.list_jobs(status="queued", kind="frontier")
+    assert queued["params"]["methods"] == ["donor"] and queued["params"]["knob_values"] == [4.0, 8.0]
+
+
 def test_anonymise_page_queues_jobs_and_rejects_bad_thresholds(db_url, tmp_path):
     from anonaudit.store import datasets as dataset_store
 
@@ -241,8 +254,8 @@ def test_anonymise_page_queues_jobs_and_rejects_bad_thresholds(db_url, tmp_path)
     import_imu_sample(tmp_path, n_subjects=4, n_trials=3, name="t")  # 3 recordings per subject: checkable
     api.run("anonymise", {"dataset": "t", "method": "none", "name": "s-rel", "evaluate": False})
     at = _page("2_Anonymise.py")
-    at.text_input[3].input("1.5")  # after name, DFI target and the metadata quantum
-    at.button[1].click().run()
+    at.text_input(key="threshold").input("1.5")
+    next(b for b in at.button if b.label == "Queue release check").click().run()
     assert not at.exception, at.exception
     assert any("threshold" in e.value for e in at.error)
     assert not job_store.list_jobs(kind="release_check")

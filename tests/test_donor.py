@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from anonaudit import api
@@ -175,3 +176,50 @@ def test_a_run_of_tiles_follows_the_same_donors_through_their_recordings():
     alone = donor.transform(tiles[:run], activity=act[:run], seed=2)
     donors = np.rint(np.sqrt(3) * (alone - mean[:run]) + 3 * mean[:run])[:, 0, :N_SUBJECTS]
     assert len({tuple(d) for d in donors}) > 1
+
+
+@pytest.mark.slow
+def test_a_frontier_judges_every_point_and_releases_the_best_that_passes(db_url, tmp_path):
+    from typer.testing import CliRunner
+
+    from anonaudit.cli import app
+
+    name = import_imu_sample(tmp_path, n_subjects=12, n_trials=3)
+    job = api.frontier(name, ["none", "donor"], **FAST)
+    assert job["status"] == "succeeded", job.get("error")
+    result, names = job["result"], {a["name"] for a in job["artifacts"]}
+    table = pd.read_csv(job_store.artifact_files(job["id"])["frontier.csv"])
+    assert table["released"].tolist() == ["s-none", "s-donor-4", "s-donor-8"] and result["frontier_points"] == 3
+    assert table["knob"].tolist()[1:] == ["k", "k"] and table["value"].tolist()[1:] == [4.0, 8.0]
+    none = table.iloc[0]
+    assert none["releasable"] == False and none["release_threat_model"] == "memorisation"  # noqa: E712
+    threats = table[[f"release_reid_{t}" for t in ("frozen", "linkage", "informed", "metadata")]].max(axis=1)
+    levels = table[["release_reid_max_recording", "release_reid_max_window"]].max(axis=1)
+    assert np.allclose(threats, levels)  # the privacy figure is the maximum over every threat model and level
+    passing = table[table["releasable"] == True]  # noqa: E712
+    assert result["frontier_passing"] == len(passing) >= 1, table.to_string()
+    best = passing.sort_values(["har_wf1_tstr", "har_wf1_released"]).iloc[-1]
+    assert result["released"] == best["released"] and result["decision"].startswith(f"released {best['released']}")
+    assert {"frontier.png", "release/samples.csv.gz", "private/donor_4_linkage.json"} <= names
+    assert sum(n.startswith("release/samples") for n in names) == 2  # one release exported: CSV and Parquet
+    exported = pd.read_csv(job_store.artifact_files(job["id"])["release/recordings.csv"])
+    assert set(exported["recording"]) == set(api.open_dataset(best["released"]).recordings["recording"])
+    # every point can be checked again later: its linkage says how it was made
+    check = api.run("release_check", {"dataset": "s-donor-8", "attackers": ["knn"], "n_boot": 20, "epochs": 1})
+    assert check["status"] == "succeeded", check.get("error")
+    # the CLI says the decision in words
+    out = CliRunner().invoke(app, ["frontier", name, "--method", "donor", "--knob-value", "8", "--name", "cli"])
+    assert out.exit_code == 0, out.output
+    assert ("released cli-donor-8" in out.output) or ("NOTHING RELEASED" in out.output)
+
+
+def test_bad_frontiers_are_refused_before_any_work(db_url, tmp_path):
+    name = import_imu_sample(tmp_path, n_subjects=4, n_trials=2)
+    for params, match in [({"methods": ["blur"]}, "methods"), ({"methods": ["donor", "noise"], "knob_values": [2]},
+                                                                "knob_values"),
+                          ({"methods": ["donor"], "knob_values": [2.5]}, "whole numbers"),
+                          ({"methods": ["donor"], "knob_values": [1]}, "k >= 2"),
+                          ({"methods": ["donor"], "knob_values": [5]}, "at least 5 subjects")]:
+        with pytest.raises(ParameterError, match=match):
+            api.frontier(name, **params)
+    assert not [d for d in dataset_store.list_datasets() if d["format"] == "release"]

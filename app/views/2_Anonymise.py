@@ -35,7 +35,7 @@ if not ui.may_release():
 with st.form("anonymise"):
     dataset = st.selectbox("Dataset", originals)
     method = st.selectbox("Method", METHODS, index=METHODS.index("donor"))
-    k = st.number_input("Donors per window (donor mixing: k other subjects, ≥ 2)", value=4, min_value=2, step=1)
+    k = st.number_input("Donors per window (donor mixing: k subjects, ≥ 2)", value=4, min_value=2, step=1)
     name = st.text_input("Release name (optional)")
     target = st.text_input("DFI target subject (optional)")
     gan_epochs = st.number_input("GAN epochs", value=8, min_value=1, step=1)
@@ -56,6 +56,24 @@ if go:
                                 "metadata_quantum_s": quantum_s, "window_s": float(window_s),
                                 "stride_s": float(window_s) / 2})
 
+with st.expander("Sweep a privacy–utility frontier and release the best point that passes"):
+    st.caption("Each method's privacy knob is swept (donor: k; noise: σ); every point is released, judged under "
+               "every threat model and kept private; the most useful point that passes is exported, and the job "
+               "says which and why — or that none passed.")
+    with st.form("frontier"):
+        sweep_dataset = st.selectbox("Dataset", originals, key="frontier_dataset")
+        sweep_methods = st.multiselect("Methods", METHODS, default=["donor"])
+        values = st.text_input("Knob values (comma-separated, one method only; empty: each method's own grid)",
+                               key="knob_values")
+        sweep = st.form_submit_button("Queue frontier")
+    if sweep:
+        try:
+            grid = [float(v) for v in values.split(",") if v.strip()] or None
+        except ValueError:
+            st.error(f"Knob values: {values!r} is not a comma-separated list of numbers")
+        else:
+            ui.submit("frontier", {"dataset": sweep_dataset, "methods": sweep_methods, "knob_values": grid})
+
 releases = [d for d in datasets if d["format"] == "release"]
 if releases:
     st.subheader("Releases")
@@ -65,7 +83,7 @@ if releases:
     with st.form("check"):
         chosen = st.selectbox("Release to check", [d["name"] for d in releases])
         threshold = st.text_input("Highest acceptable re-identification, any threat model and level "
-                                  "(0–1; empty: twice uniform chance, 2/N subjects)")
+                                  "(0–1; empty: twice uniform chance, 2/N subjects)", key="threshold")
         check = st.form_submit_button("Queue release check")
     if check:
         try:
@@ -103,7 +121,7 @@ def _frontier_chart(table: pd.DataFrame) -> alt.LayerChart:
     return points + line + rule
 
 
-judged = [j for kind in ("anonymise", "pipeline")
+judged = [j for kind in ("anonymise", "frontier", "pipeline")
           for j in job_store.list_jobs(kind=kind, status="succeeded", limit=200)]
 table = ui.privacy_utility_table(judged, {d["name"]: d["releasable"] for d in datasets})
 st.subheader("Privacy–utility")
@@ -115,7 +133,7 @@ else:
     st.altair_chart(_frontier_chart(table), width="stretch")
     st.dataframe(table.sort_values("re-identification"), hide_index=True, width="stretch")
 
-jobs = ui.recent("anonymise") + ui.recent("release_check") + ui.recent("release_override")
+jobs = ui.recent("anonymise") + ui.recent("frontier") + ui.recent("release_check") + ui.recent("release_override")
 if jobs:
     st.subheader("Anonymisation, release-check and override jobs")
     ui.jobs_table(sorted(jobs, key=lambda j: -j["id"]))
