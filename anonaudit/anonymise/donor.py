@@ -4,7 +4,7 @@ Each released window is a blend of training windows of ``k`` distinct subjects d
 activity, drawn uniformly among *all* subjects who did it. The source subject is drawn as often
 as anyone else: excluding it, as "k other subjects" would, leaves a trace of its own — the one
 person never present in a subject's recordings — which an attacker retrained on the release
-learns (measured: with k = 8 of 16 subjects the recording-level linkage attacker reached 2.2×
+learns (one run on the sample: with k = 8 of 16 subjects the recording-level linkage attacker reached 2.2×
 chance). Drawn this way, a released window's distribution depends on its activity only, not on
 whose recording it replaces, so the frozen, linkage and informed attackers are held to chance
 by construction. What remains is metadata (which activities a subject did, how long each
