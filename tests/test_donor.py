@@ -223,3 +223,21 @@ def test_bad_frontiers_are_refused_before_any_work(db_url, tmp_path):
         with pytest.raises(ParameterError, match=match):
             api.frontier(name, **params)
     assert not [d for d in dataset_store.list_datasets() if d["format"] == "release"]
+
+
+def test_a_padded_release_is_published_coarse_and_checked_sample_for_sample(db_url, tmp_path):
+    name = import_imu_sample(tmp_path, n_subjects=6, n_trials=3)
+    job = api.run("anonymise", {"dataset": name, "method": "donor", "k": 2, "name": "s-pad", "metadata_quantum_s": 3.0,
+                                **FAST})
+    assert job["status"] == "succeeded", job.get("error")
+    assert job["result"]["metadata_quantum_s"] == 3.0
+    original, published = api.open_dataset(name), api.open_dataset("s-pad")
+    quantum = round(3.0 * original.sampling_rate)
+    assert (published.recordings["length"] % quantum == 0).all()
+    assert published.n_samples > original.n_samples  # 4 s recordings padded to 6 s
+    linkage = json.loads(job_store.artifact_files(job["id"])["private/linkage.json"].read_text())
+    assert set(linkage["padding"]) == set(published.recordings["recording"])
+    check = api.run("release_check", {"dataset": "s-pad", "attackers": ["knn"], "n_boot": 20, "epochs": 1})
+    assert check["status"] == "succeeded", check.get("error")
+    verdict = json.loads(job_store.artifact_files(check["id"])["release_check.json"].read_text())
+    assert {c["threat"] for c in verdict["checks"]} == {"frozen", "linkage", "informed", "metadata", "memorisation"}
