@@ -21,7 +21,8 @@ are blended as they are, without time alignment: the release's overlap-add joins
 windows with triangular cross-fades, so there are no jumps at window joins.
 
 ``transform`` needs each window's activity (an unlabelled window, code −1, draws donors of any
-activity), and ignores its subject. Donors are drawn from ``seed``.
+activity), and ignores its subject. Donors are drawn from ``seed``; a release passes one from the
+operating system's CSPRNG (``secret_draws``), since the draws say whose windows went where.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class DonorMixing(Method):
 
     methods = ("donor",)
     follows_recordings = True
+    secret_draws = True
 
     def fit(self, X: np.ndarray, subject: np.ndarray, activity: np.ndarray, *, subjects: Sequence[str],
             channels: Sequence[str], reid: Any = None, n_activities: int | None = None,

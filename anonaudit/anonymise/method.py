@@ -52,6 +52,9 @@ class Method:
     methods: ClassVar[tuple[str, ...]]  # the configuration's ``method`` values this class implements
     # True: ``fit`` and ``transform`` take ``recording`` codes of windows cut at half-window hops, in time order
     follows_recordings: ClassVar[bool] = False
+    # True: a release draws this method's randomness from the OS CSPRNG, not the job seed (its draws say whose
+    # data went where, and a seed recorded with the job would let anyone recompute them)
+    secret_draws: ClassVar[bool] = False
     config: AnonymiserConfig
     channels_: list[str]
     subjects_: list[str]

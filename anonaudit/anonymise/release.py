@@ -94,7 +94,8 @@ def anonymise_dataset(ds: SensorDataset, anonymiser: Method, *, name: str, targe
         sl = slice(b, b + batch_size)
         X = ds.signals[idx[sl]]
         Xa = anonymiser.transform(X, subj_codes[rec[sl]] if subj_codes is not None else None,
-                                  targets[rec[sl]] if targets is not None else None, seed=seed + b,
+                                  targets[rec[sl]] if targets is not None else None,
+                                  seed=secrets.randbits(63) if anonymiser.secret_draws else seed + b,
                                   activity=activity[sl], recording=rec[sl])
         keep = inside[sl]
         flat = idx[sl][keep]

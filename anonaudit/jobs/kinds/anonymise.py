@@ -244,13 +244,16 @@ def anonymise_and_judge(ctx: JobContext, p: AnonymiseParams, real: SensorDataset
     return {f"{prefix}{k}": v for k, v in out.items()}, result
 
 
+def source_data(p: AnonymiseParams) -> SensorDataset:
+    """The dataset a release is made from, resampled as its parameters say."""
+    real = open_dataset(p.dataset)
+    return resample(real, p.resample_hz) if p.resample_hz else real
+
+
 @job_kind("anonymise", params=AnonymiseParams, releases=True, paths=("model",))
 def run_anonymise(ctx: JobContext) -> dict[str, Any]:
     p = parse_params(AnonymiseParams, ctx.params)
-    real = open_dataset(p.dataset)
-    if p.resample_hz:
-        real = resample(real, p.resample_hz)
-    out, _ = anonymise_and_judge(ctx, p, real, ctx.progress)
+    out, _ = anonymise_and_judge(ctx, p, source_data(p), ctx.progress)
     return out
 
 
@@ -302,9 +305,7 @@ def check_verdict(result: EvalResult, threshold: float | None, n_subjects: int,
 def run_release_check(ctx: JobContext) -> dict[str, Any]:
     p = parse_params(ReleaseCheckParams, ctx.params)
     origin, linkage, model = _origin(p.dataset)
-    real = open_dataset(origin.dataset)
-    if origin.resample_hz:
-        real = resample(real, origin.resample_hz)
+    real = source_data(origin)
     stored = open_dataset(p.dataset)
     padding = linkage.get("padding") or {}
     released = align_released(real, stored, linkage["recordings"], padding)

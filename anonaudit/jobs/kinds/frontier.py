@@ -20,11 +20,11 @@ import pandas as pd
 from anonaudit.anonymise import workflow
 from anonaudit.anonymise.config import KNOBS, METHODS
 from anonaudit.data.dataset import SensorDataset
-from anonaudit.data.resample import resample
 from anonaudit.errors import ParameterError
 from anonaudit.jobs.context import JobContext
 from anonaudit.jobs.datasets import check_name, open_dataset
-from anonaudit.jobs.kinds.anonymise import AnonymiseParams, anonymise_and_judge, check_release_data, export_files
+from anonaudit.jobs.kinds.anonymise import (AnonymiseParams, anonymise_and_judge, check_release_data, export_files,
+                                            source_data)
 from anonaudit.jobs.kinds.evaluate import eval_config
 from anonaudit.jobs.params import parse_params
 from anonaudit.jobs.registry import job_kind
@@ -151,7 +151,4 @@ def _decide(ctx: JobContext, table: pd.DataFrame, real: SensorDataset, prefix: s
 @job_kind("frontier", params=FrontierParams, releases=True, paths=("model",))
 def run_frontier(ctx: JobContext) -> dict[str, Any]:
     p = parse_params(FrontierParams, ctx.params)
-    real = open_dataset(p.dataset)
-    if p.resample_hz:
-        real = resample(real, p.resample_hz)
-    return {"dataset": p.dataset, **sweep(ctx, p, real, ctx.progress)}
+    return {"dataset": p.dataset, **sweep(ctx, p, source_data(p), ctx.progress)}
