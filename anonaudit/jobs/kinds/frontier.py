@@ -89,11 +89,23 @@ def points(p: FrontierParams) -> list[Point]:
 
 
 def check_points(p: FrontierParams, real: SensorDataset) -> list[Point]:
-    """Every point, after the checks that need the dataset (run before anything trains)."""
-    todo = points(p)
-    for point in todo:
-        check_release_data(point.params, real)
+    """Every point, after the checks that need the dataset (run before anything trains).
+
+    Values the user named must all fit the data; a default grid keeps the values that fit (donor
+    mixing's largest k needs that many subjects per activity) and fails only if none does."""
+    todo, problems = [], []
+    for point in points(p):
         check_name(point.params.name or "")
+        try:
+            check_release_data(point.params, real)
+        except ParameterError as exc:
+            if p.knob_values is not None:
+                raise
+            problems.append(exc)
+        else:
+            todo.append(point)
+    if not todo:
+        raise problems[0]
     return todo
 
 
