@@ -104,7 +104,7 @@ def pipeline(
     window_s: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.56,
     stride_s: Annotated[float, typer.Option(help="Window stride in seconds.")] = 1.28,
     anonymise: Annotated[str, typer.Option(help="Anonymiser of the release stage (donor, anon_acg, anon_ag, anon_dfi, aae, ae, noise) or 'off'.")] = "donor",
-    knob_value: Annotated[Optional[list[float]], typer.Option(help="Values of the anonymiser's privacy knob to sweep (repeat; donor: k, default 4, 8 and 16 where the data has that many subjects per activity); the best passing point is released.")] = None,
+    knob_value: Annotated[Optional[list[float]], typer.Option(help="Values of the anonymiser's privacy knob to sweep (repeat; donor: k, default 4 and 8 where the data has that many subjects per activity); the best passing point is released.")] = None,
     seed: SeedOpt = 0,
     queue: QueueOpt = False,
 ) -> None:
@@ -183,7 +183,7 @@ def _say_release(job_id: int, name: str, withheld: bool) -> None:
 def frontier_cmd(
     dataset: Annotated[str, typer.Argument(help="Registered dataset (name or id) to anonymise.")],
     method: Annotated[Optional[list[str]], typer.Option(help="Method to sweep (repeat; default donor): donor, noise, none, ae, aae, anon_ag, anon_acg, anon_dfi.")] = None,
-    knob_value: Annotated[Optional[list[float]], typer.Option(help="Values of the knob (repeat; one method only; default: the method's own grid, donor k = 4, 8, 16 (those the data allows); noise σ = 0.25, 0.5, 1).")] = None,
+    knob_value: Annotated[Optional[list[float]], typer.Option(help="Values of the knob (repeat; one method only; default: the method's own grid, donor k = 4, 8 (those the data allows); noise σ = 0.25, 0.5, 1).")] = None,
     name: Annotated[Optional[str], typer.Option(help="Stem of the released datasets' names (default DATASET).")] = None,
     window_s: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.56,
     stride_s: Annotated[float, typer.Option(help="Window stride in seconds (training and evaluation).")] = 1.28,

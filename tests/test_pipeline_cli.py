@@ -37,7 +37,7 @@ def test_main_job_end_to_end(db_url, small_sample):
     assert job["result"]["n_subjects"] == 8
     names = {a["name"] for a in job["artifacts"]}
     assert {"signals.png", "windows_per_activity.png", "private/subjects.csv", "private/subjects.parquet"} <= names
-    # the release stage: a frontier of donor-mixing releases (k = 4, 8; 16 needs more subjects than the 8 here), each judged under every threat model,
+    # the release stage: a frontier of donor-mixing releases (k = 4, 8), each judged under every threat model,
     # the best passing one exported (or none, said plainly)
     points = ["sample-released-donor-4", "sample-released-donor-8"]
     assert {"anon_frontier.csv", "anon_frontier.png", "anon_donor_4_privacy_utility.png",

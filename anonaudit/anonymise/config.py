@@ -14,7 +14,7 @@ METHODS = (*NETWORK_METHODS, "donor")  # donor.py: same-activity donor mixing
 KNOBS: dict[str, tuple[str | None, tuple[float, ...]]] = {
     "none": (None, ()), "ae": (None, ()), "noise": ("noise_sigma", (0.25, 0.5, 1.0)),
     "aae": ("aae_identity_weight", (1.0,)), "anon_ag": ("m", (0.9,)), "anon_acg": ("m", (0.9,)),
-    "anon_dfi": ("dfi_cycle_weight", (1.0,)), "donor": ("k", (4, 8, 16)),
+    "anon_dfi": ("dfi_cycle_weight", (1.0,)), "donor": ("k", (4, 8)),
 }
 
 
