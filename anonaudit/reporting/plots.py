@@ -107,34 +107,52 @@ def privacy_utility(points: pd.DataFrame, chance_x: float, chance_y: float, x: s
 THREATS = ("frozen", "linkage", "informed", "metadata")  # the re-identification threat models, in plot order
 
 
-def frontier(table: pd.DataFrame, chance: float) -> bytes:
+def frontier(table: pd.DataFrame, chance: float, min_distance_ratio: float) -> bytes:
     """One panel per threat model: each swept point's re-identification (recording level, strongest attacker)
-    against its utility (HAR trained on the release, on real unseen subjects), passing points filled; the raw
-    data as a star, uniform chance and the release limit (2× chance) as lines."""
+    against its utility (HAR trained on the release, on real unseen subjects), passing points filled, the raw
+    data as a star, uniform chance and the release limit (2× chance) as lines; a last panel puts the
+    memorisation ratio beside its limit, which refuses a release on its own."""
     panels = [t for t in THREATS if f"release_reid_{t}" in table and table[f"release_reid_{t}"].notna().any()]
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(3.2 * max(1, len(panels)), 3.4), sharey=True,
-                             squeeze=False)
+    memorised = "release_memorisation_ratio" in table and table["release_memorisation_ratio"].notna().any()
+    n = len(panels) + memorised
+    fig, axes = plt.subplots(1, max(1, n), figsize=(3.0 * max(1, n), 3.4), sharey=True, squeeze=False)
     labels = [f"{m}" + (f" {k}={v:g}" if isinstance(k, str) and pd.notna(v) else "")
               for m, k, v in zip(table["method"], table["knob"], table["value"])]
-    for ax, threat in zip(axes[0], panels or ["strongest"]):
-        x = table[f"release_reid_{threat}"] if panels else table["release_reid_max_recording"]
+    passed = (table["releasable"] == True).to_numpy()  # noqa: E712 - None (not judged) is not a pass
+    raw = table["reid_real_recording_acc"].dropna() if "reid_real_recording_acc" in table else pd.Series([])
+    reach = [2 * chance if not math.isnan(chance) else 0.0, *raw]
+    reach += [table[f"release_reid_{t}"].max() for t in panels]
+    right = min(1.02, max(0.25, 1.3 * max(v for v in reach if pd.notna(v))))
+
+    def points(ax: plt.Axes, x: pd.Series) -> None:
         for i, label in enumerate(labels):
-            passed = table["releasable"].iat[i] is True
             ax.scatter(x.iat[i], table["har_wf1_tstr"].iat[i], s=50, marker="osD^vP*X"[i % 8],
-                       facecolors=f"C{i}" if passed else "none", edgecolors=f"C{i}", label=label)
-        raw = table["reid_real_recording_acc"].dropna() if "reid_real_recording_acc" in table else pd.Series([])
+                       facecolors=f"C{i}" if passed[i] else "none", edgecolors=f"C{i}", label=label)
+
+    for ax, threat in zip(axes[0], panels):
+        points(ax, table[f"release_reid_{threat}"])
         if len(raw) and table["har_wf1_real"].notna().any():
             ax.scatter(raw.iat[0], table["har_wf1_real"].dropna().iat[0], marker="*", s=120, c="black",
-                       label="raw data (frozen)")
+                       label="raw data (frozen network)")
         if not math.isnan(chance):
             ax.axvline(chance, ls="--", c="grey", lw=0.8)
             ax.axvline(2 * chance, ls="-", c="red", lw=0.8)
             ax.text(2 * chance, 0.03, " limit", fontsize=7, color="red")
-        ax.set_xlim(0, 1.02)
-        ax.set_ylim(0, 1.02)
+        ax.set_xlim(0, right)
         ax.set_title(f"{threat} threat model", fontsize=9)
         ax.set_xlabel("re-identification (recordings)", fontsize=8)
+    if memorised:
+        ax = axes[0][len(panels)]
+        ratio = table["release_memorisation_ratio"]
+        points(ax, ratio)
+        ax.axvline(min_distance_ratio, ls="-", c="red", lw=0.8)
+        ax.text(min_distance_ratio, 0.03, " limit (≥)", fontsize=7, color="red")
+        ax.set_xlim(min(0.5, float(ratio.min()) - 0.05), max(1.5, float(ratio.max()) + 0.05))
+        ax.set_title("memorisation", fontsize=9)
+        ax.set_xlabel("distance to training ÷ held-out's", fontsize=8)
+    axes[0][0].set_ylim(0, 1.02)
     axes[0][0].set_ylabel("HAR F1, trained on release (TSTR)", fontsize=8)
-    axes[0][-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    fig.suptitle("Privacy–utility frontier (filled: passed the release check; dashed: chance)", fontsize=9)
+    handles, names = axes[0][0].get_legend_handles_labels()  # the first panel has the raw-data star too
+    axes[0][-1].legend(handles, names, fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle("Privacy–utility frontier (filled: passed every check; dashed: chance; red: the limit)", fontsize=9)
     return to_png(fig)

@@ -126,7 +126,7 @@ def sweep(ctx: JobContext, p: FrontierParams, real: SensorDataset, progress: Pro
     table = pd.DataFrame(rows)
     ctx.write_dataframe(f"{prefix}frontier", table, formats=("csv",))
     chance = float(table["reid_chance"].dropna().min()) if table["reid_chance"].notna().any() else math.nan
-    ctx.write_bytes(f"{prefix}frontier.png", plots.frontier(table, chance))
+    ctx.write_bytes(f"{prefix}frontier.png", plots.frontier(table, chance, workflow.MIN_DISTANCE_RATIO))
     return _decide(ctx, table, real, prefix)
 
 
