@@ -108,17 +108,20 @@ class DonorMixing(Method):
         first = np.flatnonzero(~same)
         self.chain_start_ = first[chain]
         self.chain_end_ = np.r_[first[1:], len(X)][chain]  # one past the chain's last window
-        self.means_ = {int(a): self.pool_[self.pool_activity_ == a].mean(axis=(0, 1)) for a in np.unique(activity)}
-        self.means_[ANY] = self.pool_.mean(axis=(0, 1))
+        # per activity (and ANY): pool rows grouped by subject, where each subject's rows begin, how many
+        self.donors_: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.means_: dict[int, np.ndarray] = {}
+        for a in [*np.unique(activity).tolist(), ANY]:
+            rows = np.flatnonzero(self.pool_activity_ == a) if a != ANY else np.arange(len(X))
+            subj, inverse, count = np.unique(self.pool_subject_[rows], return_inverse=True, return_counts=True)
+            if a != ANY and len(subj) < self.config.k:
+                raise ParameterError("k", f"activity code {a} has windows of {len(subj)} subjects in the donor pool; "
+                                          f"donor mixing with k = {self.config.k} needs at least {self.config.k}")
+            self.donors_[a] = (rows[np.argsort(inverse, kind="stable")], np.r_[0, np.cumsum(count)[:-1]], count)
+            self.means_[a] = self.pool_[rows].mean(axis=(0, 1))
         self.mean_table_ = np.zeros((int(activity.max()) + 2, X.shape[2]), dtype=np.float32)  # row −1: ANY
         for a, m in self.means_.items():
             self.mean_table_[a] = m
-        k = self.config.k
-        for a in np.unique(activity):
-            n = len(np.unique(subject[activity == a]))
-            if n < k:
-                raise ParameterError("k", f"activity code {int(a)} has windows of {n} subjects in the donor pool; "
-                                          f"donor mixing with k = {k} needs at least {k}")
 
     def transform(self, X: np.ndarray, subject: np.ndarray | None = None, target: np.ndarray | None = None,
                   seed: int = 0, batch_size: int = 1024, activity: np.ndarray | None = None,
@@ -171,13 +174,9 @@ class DonorMixing(Method):
         """For each run needing ``need`` windows of activity ``a`` (−1: any): k distinct subjects (the first k
         of a random ranking) and, for each, a stretch of one of its chains, as (first row, end row)."""
         k = self.config.k
-        rows = np.flatnonzero(self.pool_activity_ == a) if a != ANY else np.arange(len(self.pool_))
-        subj, inverse = np.unique(self.pool_subject_[rows], return_inverse=True)
-        chosen = np.argpartition(rng.random((len(need), len(subj))), k - 1, axis=1)[:, :k]
-        by_subject = np.argsort(inverse, kind="stable")  # rows grouped by subject, in pool order
-        first = np.searchsorted(inverse[by_subject], np.arange(len(subj)))
-        count = np.bincount(inverse, minlength=len(subj))
-        picked = rows[by_subject[first[chosen] + (rng.random(chosen.shape) * count[chosen]).astype(np.int64)]]
+        grouped, first, count = self.donors_[a]
+        chosen = np.argpartition(rng.random((len(need), len(count))), k - 1, axis=1)[:, :k]
+        picked = grouped[first[chosen] + (rng.random(chosen.shape) * count[chosen]).astype(np.int64)]
         start, end = self.chain_start_[picked], self.chain_end_[picked]
         room = np.maximum(end - start - need[:, None] + 1, 1)  # where in its chain a stretch of ``need`` fits
         first_row = start + (rng.random(chosen.shape) * room).astype(np.int64)
