@@ -72,7 +72,7 @@ from anonaudit.reporting import plots
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ["none", "ae", "noise@0.25", "noise@0.5", "noise@1.0", "aae", "anon_ag", "anon_acg", "anon_dfi",
-           "donor@2", "donor@4", "donor@8"]
+           "donor@2", "donor@4", "donor@8", "synth"]
 KNOB = {"noise": "noise_sigma", "donor": "k"}  # the privacy knob a spec's "@value" sets
 
 

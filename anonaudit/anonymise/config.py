@@ -9,12 +9,13 @@ from anonaudit.errors import ParameterError
 NETWORK_METHODS = ("none", "ae", "noise", "aae", "anon_ag", "anon_acg", "anon_dfi")  # anonymiser.py
 GAN_METHODS = ("anon_ag", "anon_acg", "anon_dfi")
 NEEDS_AE = ("ae", "aae", *GAN_METHODS)
-METHODS = (*NETWORK_METHODS, "donor")  # donor.py: same-activity donor mixing
+METHODS = (*NETWORK_METHODS, "donor", "synth")  # donor.py: same-activity donor mixing; synth.py: activity-conditioned synthesis
 # Each method's privacy knob and the values a frontier sweeps by default (one point where training is costly).
 KNOBS: dict[str, tuple[str | None, tuple[float, ...]]] = {
     "none": (None, ()), "ae": (None, ()), "noise": ("noise_sigma", (0.25, 0.5, 1.0)),
     "aae": ("aae_identity_weight", (1.0,)), "anon_ag": ("m", (0.9,)), "anon_acg": ("m", (0.9,)),
     "anon_dfi": ("dfi_cycle_weight", (1.0,)), "donor": ("k", (4, 8)),
+    "synth": (None, ()),
 }
 
 

@@ -4,7 +4,8 @@ A method is an estimator in scikit-learn style, built from :class:`AnonymiserCon
 the training windows of known subjects, ``transform`` windows of the same shape into released
 ones, ``save``/``load`` everything needed to anonymise later in one private file (it names the
 training subjects). Each method lives in its own module (``anonymiser.py``: the networks and
-their baselines; ``donor.py``: same-activity donor mixing); ``methods.py`` builds and loads them
+their baselines; ``donor.py``: same-activity donor mixing; ``synth.py``: activity-conditioned
+synthesis); ``methods.py`` builds and loads them
 by name.
 """
 

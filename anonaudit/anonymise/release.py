@@ -68,6 +68,20 @@ def resolve_targets(anonymiser: Method, ds: SensorDataset, target: str | None, r
     return (source + shift) % n
 
 
+def _batches(rec: np.ndarray, size: int, whole: bool) -> list[tuple[int, int]]:
+    """(first, end) tiles of each batch; ``whole``: batches end where recordings end (a method that follows
+    recordings continues a recording's signal from tile to tile, so none is cut across two calls)."""
+    if not whole:
+        return [(b, min(b + size, len(rec))) for b in range(0, len(rec), size)]
+    ends = np.r_[np.flatnonzero(np.diff(rec)) + 1, len(rec)]
+    out, b = [], 0
+    while b < len(rec):
+        e = int(ends[max(np.searchsorted(ends, b + size, side="right") - 1, np.searchsorted(ends, b, side="right"))])
+        out.append((b, e))
+        b = e
+    return out
+
+
 def anonymise_dataset(ds: SensorDataset, anonymiser: Method, *, name: str, target: str | None = None,
                       seed: int = 0, batch_size: int = 1024, progress: ProgressFn = null_progress) -> Release:
     """Anonymise every recording of ``ds`` and pseudonymise it (see the module docstring)."""
@@ -90,8 +104,8 @@ def anonymise_dataset(ds: SensorDataset, anonymiser: Method, *, name: str, targe
     out = np.zeros_like(ds.signals, dtype=np.float64)
     norm = np.zeros(ds.n_samples)
     started = time.perf_counter()
-    for b in range(0, len(rec), batch_size):
-        sl = slice(b, b + batch_size)
+    for b, e in _batches(rec, batch_size, whole=anonymiser.follows_recordings):
+        sl = slice(b, e)
         X = ds.signals[idx[sl]]
         Xa = anonymiser.transform(X, subj_codes[rec[sl]] if subj_codes is not None else None,
                                   targets[rec[sl]] if targets is not None else None,
@@ -106,7 +120,7 @@ def anonymise_dataset(ds: SensorDataset, anonymiser: Method, *, name: str, targe
         values = Xa[keep]
         for c in range(ds.n_channels):
             out[lo : lo + span, c] += np.bincount(local, weights=w * values[:, c], minlength=span)
-        progress(min(1.0, (b + batch_size) / len(rec)), f"anonymised {min(b + batch_size, len(rec))}/{len(rec)} windows")
+        progress(e / len(rec), f"anonymised {e}/{len(rec)} windows")
     seconds = time.perf_counter() - started
     signals = (out / norm[:, None]).astype(np.float32)
     return _pseudonymise(ds, signals, name, targets, anonymiser, len(rec), seconds)

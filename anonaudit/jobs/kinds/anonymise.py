@@ -100,13 +100,16 @@ def anonymiser_config(p: AnonymiseParams, seed: int) -> AnonymiserConfig:
 
 
 def check_release_data(p: AnonymiseParams, real: SensorDataset) -> None:
-    """The checks that need the dataset, run before anything trains: the DFI target exists, and donor
-    mixing finds k other subjects for every activity."""
+    """The checks that need the dataset, run before anything trains: the DFI target exists, the
+    activity-conditioned methods have activity labels, and donor mixing finds k subjects for every activity."""
     if p.target is not None and p.target not in real.subject_ids:
         raise ParameterError("target", f"subject {p.target!r} does not exist in {real.name!r}")
     if p.metadata_quantum_s and p.metadata_quantum_s * real.sampling_rate < 1:
         raise ParameterError("metadata_quantum_s", f"must be at least one sample ({1 / real.sampling_rate:g} s at "
                                                    f"{real.sampling_rate:g} Hz), or 0 to publish exact lengths")
+    if p.method in ("donor", "synth") and p.model is None and not (real.labels >= 0).any():
+        raise ParameterError("method", f"{p.method} draws every released window from windows or a model of its "
+                                       f"activity, and {real.name!r} has no activity labels")
     if p.method == "donor" and p.model is None:
         problem = donor_shortage(real, p.k)
         if problem:
