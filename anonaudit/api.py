@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from anonaudit import access
+from anonaudit.anonymise.config import DEFAULT_FRONTIER
 from anonaudit.jobs.datasets import open_dataset
 from anonaudit.jobs.reports import write_report
 from anonaudit.jobs.worker import run_job_now
@@ -95,7 +96,7 @@ def run_pipeline(path: str | Path = "sample_data", *, seed: int | None = None,
     return run("pipeline", {"path": str(path), **params}, seed=seed, progress=progress)
 
 
-def frontier(dataset: str, methods: Sequence[str] = ("donor",), *, seed: int | None = None,
+def frontier(dataset: str, methods: Sequence[str] = DEFAULT_FRONTIER, *, seed: int | None = None,
              progress: ProgressFn | None = None, **params: Any) -> dict[str, Any]:
     """Sweep each method's privacy knob on a registered dataset, judge every point under every threat model,
     and release the best point that passes (``result["decision"]`` says which and why, or that none did)."""

@@ -103,14 +103,14 @@ def pipeline(
     format: Annotated[str, typer.Option(help="auto, sisfall, hapt, utd_mhad, tabular or anonaudit.")] = "auto",
     window_s: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.56,
     stride_s: Annotated[float, typer.Option(help="Window stride in seconds.")] = 1.28,
-    anonymise: Annotated[str, typer.Option(help="Anonymiser of the release stage (donor, anon_acg, anon_ag, anon_dfi, aae, ae, noise) or 'off'.")] = "donor",
-    knob_value: Annotated[Optional[list[float]], typer.Option(help="Values of the anonymiser's privacy knob to sweep (repeat; donor: k, default 4 and 8 where the data has that many subjects per activity); the best passing point is released.")] = None,
+    anonymise: Annotated[Optional[list[str]], typer.Option(help="Anonymisers of the release stage's frontier (repeat; default synth and donor; also anon_acg, anon_ag, anon_dfi, aae, ae, noise) or 'off'.")] = None,
+    knob_value: Annotated[Optional[list[float]], typer.Option(help="With one anonymiser: values of its privacy knob to sweep (repeat; donor: k, default 4 and 8 where the data has that many subjects per activity); the best passing point is released.")] = None,
     seed: SeedOpt = 0,
     queue: QueueOpt = False,
 ) -> None:
     """Run the main job end to end on a dataset and write its report."""
     params = {"path": str(path), "format": format, "name": name, "window_s": window_s, "stride_s": stride_s,
-              "anonymise": None if anonymise == "off" else anonymise, "knob_values": knob_value}
+              **({"anonymise": None if anonymise == ["off"] else anonymise} if anonymise else {}), "knob_values": knob_value}
     _run_or_queue("pipeline", params, seed, queue)
 
 
@@ -141,7 +141,7 @@ def evaluate_cmd(
 @app.command("anonymise")
 def anonymise_cmd(
     dataset: Annotated[str, typer.Argument(help="Registered dataset (name or id) to anonymise.")],
-    method: Annotated[str, typer.Option(help="donor (same-activity donor mixing), none, ae, noise, aae, anon_ag, anon_acg, anon_dfi.")] = "donor",
+    method: Annotated[str, typer.Option(help="synth (activity-conditioned synthesis), donor (same-activity donor mixing), none, ae, noise, aae, anon_ag, anon_acg, anon_dfi.")] = "synth",
     name: Annotated[Optional[str], typer.Option(help="Name of the released dataset (default DATASET-METHOD).")] = None,
     target: Annotated[Optional[str], typer.Option(help="anon_dfi: subject id every recording is transferred to (default: a random other subject per recording).")] = None,
     model: Annotated[Optional[Path], typer.Option(help="A trained anonymiser (private/anonymiser.pt of an earlier job) instead of training one.")] = None,
@@ -182,7 +182,7 @@ def _say_release(job_id: int, name: str, withheld: bool) -> None:
 @app.command("frontier")
 def frontier_cmd(
     dataset: Annotated[str, typer.Argument(help="Registered dataset (name or id) to anonymise.")],
-    method: Annotated[Optional[list[str]], typer.Option(help="Method to sweep (repeat; default donor): donor, noise, none, ae, aae, anon_ag, anon_acg, anon_dfi.")] = None,
+    method: Annotated[Optional[list[str]], typer.Option(help="Method to sweep (repeat; default synth and donor): synth, donor, noise, none, ae, aae, anon_ag, anon_acg, anon_dfi.")] = None,
     knob_value: Annotated[Optional[list[float]], typer.Option(help="Values of the knob (repeat; one method only; default: the method's own grid, donor k = 4, 8 (those the data allows); noise σ = 0.25, 0.5, 1).")] = None,
     name: Annotated[Optional[str], typer.Option(help="Stem of the released datasets' names (default DATASET).")] = None,
     window_s: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.56,
@@ -193,7 +193,7 @@ def frontier_cmd(
     queue: QueueOpt = False,
 ) -> None:
     """Sweep each method's privacy knob, judge every point under every threat model, release the best that passes."""
-    params = {"dataset": dataset, "methods": method or ["donor"], "knob_values": knob_value, "name": name,
+    params = {"dataset": dataset, **({"methods": method} if method else {}), "knob_values": knob_value, "name": name,
               "window_s": window_s, "stride_s": stride_s, "resample_hz": resample_hz, "gan_epochs": gan_epochs}
     job = _run_or_queue("frontier", params, seed, queue)
     result = job.get("result") or {}

@@ -232,6 +232,7 @@ def test_anonymise_page_queues_a_frontier_and_rejects_bad_knob_values(db_url, tm
     next(b for b in at.button if b.label == "Queue frontier").click().run()
     assert not at.exception, at.exception
     assert any("Knob values" in e.value for e in at.error) and not job_store.list_jobs(kind="frontier")
+    at.multiselect(key="frontier_methods").set_value(["donor"])
     at.text_input(key="knob_values").input("4, 8")
     next(b for b in at.button if b.label == "Queue frontier").click().run()
     [queued] = job_store.list_jobs(status="queued", kind="frontier")

@@ -13,7 +13,6 @@ import math
 import sys
 import typing
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -495,7 +495,6 @@ def hostile_csv(draw: st.DrawFn) -> tuple[bytes, list[str]]:
     i = draw(st.integers(0, n - 1))
     j = draw(st.integers(1, 2))
     column = ("acc_x", "acc_y")[j - 1]
-    header = "subject,acc_x,acc_y"
     if defect == "cell":
         rows[i][j] = draw(st.one_of(GARBAGE, st.sampled_from(["True", "FALSE", "true", "0x1F", "1_000", "--1"])))
         return csv_bytes(rows), [f"'{column}'", f"row {i + 2}"]

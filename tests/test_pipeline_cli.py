@@ -37,13 +37,13 @@ def test_main_job_end_to_end(db_url, small_sample):
     assert job["result"]["n_subjects"] == 8
     names = {a["name"] for a in job["artifacts"]}
     assert {"signals.png", "windows_per_activity.png", "private/subjects.csv", "private/subjects.parquet"} <= names
-    # the release stage: a frontier of donor-mixing releases (k = 4, 8), each judged under every threat model,
-    # the best passing one exported (or none, said plainly)
-    points = ["sample-released-donor-4", "sample-released-donor-8"]
-    assert {"anon_frontier.csv", "anon_frontier.png", "anon_donor_4_privacy_utility.png",
-            "anon_donor_8_release_check.json", "private/anon_donor_4_linkage.json"} <= names
+    # the release stage: a frontier of releases (activity-conditioned synthesis; donor mixing, k = 4, 8), each
+    # judged under every threat model, the best passing one exported (or none, said plainly)
+    points = ["sample-released-synth", "sample-released-donor-4", "sample-released-donor-8"]
+    assert {"anon_frontier.csv", "anon_frontier.png", "anon_donor_4_privacy_utility.png", "anon_synth_release_check.json",
+            "anon_donor_8_release_check.json", "private/anon_donor_4_linkage.json", "private/anon_synth_linkage.json"} <= names
     result = job["result"]
-    assert result["anon_frontier_points"] == 2 and result["anon_released"] in (None, *points)
+    assert result["anon_frontier_points"] == 3 and result["anon_released"] in (None, *points)
     verdicts = {p: dataset_store.get_dataset(p)["releasable"] for p in points}
     assert result["anon_frontier_passing"] == sum(v is True for v in verdicts.values())
     assert ("release/samples.csv.gz" in names) == (result["anon_released"] is not None) != result["anon_release_withheld"]

@@ -122,7 +122,7 @@ def test_the_main_jobs_release_can_be_checked(db_url, tmp_path):
 
     write_sample_data(tmp_path / "sample", SampleSpec(n_subjects=4, n_trials=3, duration_s=4.0))
     job = api.run_pipeline(tmp_path / "sample", window_s=1.0, stride_s=0.5, epochs=1, attackers=["knn"], n_boot=20,
-                           anonymise="noise", knob_values=[0.5], explain=False, dp=False, audit=False)
+                           anonymise=["noise"], knob_values=[0.5], explain=False, dp=False, audit=False)
     assert job["status"] == "succeeded", job.get("error")
     assert job["result"]["anon_released"] is None and job["result"]["anon_decision"].startswith("NOTHING RELEASED")
     check = api.run("release_check", {"dataset": "sample-released-noise-0.5", "threshold": 1.0, "attackers": ["knn"]})

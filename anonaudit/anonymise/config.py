@@ -10,6 +10,9 @@ NETWORK_METHODS = ("none", "ae", "noise", "aae", "anon_ag", "anon_acg", "anon_df
 GAN_METHODS = ("anon_ag", "anon_acg", "anon_dfi")
 NEEDS_AE = ("ae", "aae", *GAN_METHODS)
 METHODS = (*NETWORK_METHODS, "donor", "synth")  # donor.py: same-activity donor mixing; synth.py: activity-conditioned synthesis
+# What a frontier (and the main job's release stage) sweeps unless told otherwise: the methods whose privacy
+# holds by construction (neither depends on whose recording a window replaces), synthesis first.
+DEFAULT_FRONTIER = ("synth", "donor")
 # Each method's privacy knob and the values a frontier sweeps by default (one point where training is costly).
 KNOBS: dict[str, tuple[str | None, tuple[float, ...]]] = {
     "none": (None, ()), "ae": (None, ()), "noise": ("noise_sigma", (0.25, 0.5, 1.0)),

@@ -218,22 +218,34 @@ class ActivitySynthesis(Method):
         grid[sequence, step] = model
         grid[np.arange(grid.shape[1])[None, :] >= length[:, None]] = -1
         last = grid[np.arange(len(length)), length - 1]
-        rng = np.random.default_rng(seed)
-        r = self.means_.shape[1]
-        codes = np.empty((len(length), grid.shape[1] + per_tile - 1, r), dtype=np.float32)
-        m = grid[:, 0]
-        mean = self.means_.astype(np.float32)
-        codes[:, 0] = mean[m] + np.einsum("nij,nj->ni", self.first_root_[m], rng.standard_normal((len(m), r), np.float32))
-        for s in range(1, codes.shape[1]):
-            # block s continues block s − 1 under the model of the tile whose centre it starts at
-            m = grid[:, s - 1] if s - 1 < grid.shape[1] else last
-            m = np.where(m < 0, last, m)
-            codes[:, s] = (mean[m] + np.einsum("nij,nj->ni", self.transition_[m], codes[:, s - 1] - mean[m])
-                           + np.einsum("nij,nj->ni", self.step_root_[m], rng.standard_normal((len(m), r), np.float32)))
+        codes = self._draw(grid, last, grid.shape[1] + per_tile - 1, np.random.default_rng(seed))
         blocks = codes[sequence[:, None], step[:, None] + np.arange(per_tile)]  # (n, per_tile, r)
         signal = (blocks @ self.basis_.astype(np.float32) + self.block_mean_.astype(np.float32))
         signal = signal.reshape(len(X), per_tile * half, C)[:, :T]
         return (signal * self.scale_ + self.offset_).astype(np.float32)
+
+    def _draw(self, grid: np.ndarray, last: np.ndarray, steps: int, rng: np.random.Generator) -> np.ndarray:
+        """Block codes (sequences, steps, rank): the first from its model's marginal, each next one given the one
+        before, under the model of the tile whose centre it starts at (past a sequence's end: its last tile's).
+
+        Rows sharing a model are drawn with one matrix product per step (gathering a matrix per row would
+        copy rank² floats per row and step)."""
+        r = self.means_.shape[1]
+        mean = self.means_.astype(np.float32)
+        codes = np.empty((len(grid), steps, r), dtype=np.float32)
+        for s in range(steps):
+            m = grid[:, s - 1] if 0 < s <= grid.shape[1] else (grid[:, 0] if s == 0 else last)
+            m = np.where(m < 0, last, m)
+            noise = rng.standard_normal((len(m), r), dtype=np.float32)
+            order = np.argsort(m, kind="stable")
+            models, first = np.unique(m[order], return_index=True)
+            for u, rows in zip(models, np.split(order, first[1:])):
+                if s == 0:
+                    codes[rows, 0] = mean[u] + noise[rows] @ self.first_root_[u].T
+                else:
+                    codes[rows, s] = (mean[u] + (codes[rows, s - 1] - mean[u]) @ self.transition_[u].T
+                                      + noise[rows] @ self.step_root_[u].T)
+        return codes
 
     def _state(self) -> dict[str, Any]:
         return {"offset": self.offset_, "scale": self.scale_, "block_mean": self.block_mean_, "basis": self.basis_,

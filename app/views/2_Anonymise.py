@@ -12,14 +12,14 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ui  # noqa: E402
 
-from anonaudit.anonymise.config import METHODS  # noqa: E402
+from anonaudit.anonymise.config import DEFAULT_FRONTIER, METHODS  # noqa: E402
 from anonaudit.store import datasets as dataset_store  # noqa: E402
 from anonaudit.store import jobs as job_store  # noqa: E402
 
 st.set_page_config(page_title="anonaudit · anonymise", layout="wide")
 st.title("Anonymise and release")
-st.caption("Same-activity donor mixing (every window a blend of k other subjects' windows: none of its source's "
-           "signal), GAN (Anon_AG, Anon_AcG), identity transfer (Anon_DFI) and baselines. Releases carry random pseudonyms; "
+st.caption("Activity-conditioned synthesis (every recording a fresh draw from a model of its activities: none "
+           "of its source's signal), same-activity donor mixing (every window a blend of k random subjects' windows), GAN (Anon_AG, Anon_AcG), identity transfer (Anon_DFI) and baselines. Releases carry random pseudonyms; "
            "the linkage stays private to this store. A release is judged under five threat models (frozen, "
            "retrained, informed, metadata linkage, memorisation) and exported only if it passes, or on a "
            "steward's recorded override.")
@@ -34,7 +34,7 @@ if not ui.may_release():
             "anonymise, check or download releases.")
 with st.form("anonymise"):
     dataset = st.selectbox("Dataset", originals)
-    method = st.selectbox("Method", METHODS, index=METHODS.index("donor"))
+    method = st.selectbox("Method", METHODS, index=METHODS.index(DEFAULT_FRONTIER[0]))
     k = st.number_input("Donors per window (donor mixing: k subjects, ≥ 2)", value=4, min_value=2, step=1)
     name = st.text_input("Release name (optional)")
     target = st.text_input("DFI target subject (optional)")
@@ -57,12 +57,12 @@ if go:
                                 "stride_s": float(window_s) / 2})
 
 with st.expander("Sweep a privacy–utility frontier and release the best point that passes"):
-    st.caption("Each method's privacy knob is swept (donor: k; noise: σ); every point is released, judged under "
+    st.caption("Each method's privacy knob is swept (donor: k; noise: σ; synthesis has one point); every point is released, judged under "
                "every threat model and kept private; the most useful point that passes is exported, and the job "
                "says which and why — or that none passed.")
     with st.form("frontier"):
         sweep_dataset = st.selectbox("Dataset", originals, key="frontier_dataset")
-        sweep_methods = st.multiselect("Methods", METHODS, default=["donor"])
+        sweep_methods = st.multiselect("Methods", METHODS, default=list(DEFAULT_FRONTIER), key="frontier_methods")
         values = st.text_input("Knob values (comma-separated, one method only; empty: each method's own grid)",
                                key="knob_values")
         sweep = st.form_submit_button("Queue frontier")

@@ -24,7 +24,7 @@ from typing import Any
 
 from anonaudit.anonymise import workflow
 from anonaudit.anonymise import methods
-from anonaudit.anonymise.config import GAN_METHODS, METHODS, AnonymiserConfig
+from anonaudit.anonymise.config import DEFAULT_FRONTIER, GAN_METHODS, METHODS, AnonymiserConfig
 from anonaudit.anonymise.donor import donor_shortage
 from anonaudit.anonymise.release import Release, anonymise_dataset, check_no_identifiers, export_release
 from anonaudit.data.dataset import SensorDataset
@@ -49,7 +49,7 @@ MODEL = "private/{prefix}anonymiser.pt"
 @dataclass
 class AnonymiseParams:
     dataset: str
-    method: str = "donor"
+    method: str = DEFAULT_FRONTIER[0]
     name: str | None = None
     target: str | None = None
     model: str | None = None

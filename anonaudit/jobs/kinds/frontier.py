@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from anonaudit.anonymise import workflow
-from anonaudit.anonymise.config import KNOBS, METHODS
+from anonaudit.anonymise.config import DEFAULT_FRONTIER, KNOBS, METHODS
 from anonaudit.data.dataset import SensorDataset
 from anonaudit.errors import ParameterError
 from anonaudit.jobs.context import JobContext
@@ -43,7 +43,7 @@ ROW_KEYS = ("released", "releasable", "release_threat_model", "release_attacker"
 class FrontierParams(AnonymiseParams):
     """An anonymisation's parameters (``method`` and the knob are swept) plus what to sweep."""
 
-    methods: list[str] = field(default_factory=lambda: ["donor"])
+    methods: list[str] = field(default_factory=lambda: list(DEFAULT_FRONTIER))
     knob_values: list[float] | None = None  # one method's grid; default: each method's own (``config.KNOBS``)
 
     def check(self) -> None:

@@ -3,22 +3,22 @@
 Today: import → windows → subject and recording splits → summary figures → evaluation
 (activity recognition, re-identification by frozen and retrained attackers, soft biometrics)
 → explanation of one test window's activity prediction (R-LIME beside LIME and Anchor) → a frontier of releases
-(same-activity donor mixing by default, its k swept), each judged under every threat model → the best passing one
-released, or none.
+(activity-conditioned synthesis and same-activity donor mixing by default, donor k swept), each judged under every
+threat model → the best passing one released, or none.
 Each capability that lands adds its stage here (evaluation, anonymisation, release check …),
 so ``./dev demo`` always shows what the platform can do on the sample data.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from anonaudit.anonymise import workflow
-from anonaudit.anonymise.config import METHODS
+from anonaudit.anonymise.config import DEFAULT_FRONTIER, METHODS
 from anonaudit.data.dataset import SensorDataset
 from anonaudit.data.splits import split_by_recording, split_by_subject, split_subjects
 from anonaudit.data.windows import Windows, make_windows
@@ -53,8 +53,8 @@ class PipelineParams:
     attributes: list[str] | None = None
     n_boot: int = 500
     explain: bool = True
-    anonymise: str | None = "donor"
-    knob_values: list[float] | None = None  # the release stage's sweep of the method's knob (default: its grid)
+    anonymise: list[str] | None = field(default_factory=lambda: list(DEFAULT_FRONTIER))  # the release frontier's methods
+    knob_values: list[float] | None = None  # with one method: its knob's values (default: each method's grid)
     gan_epochs: int = 4
     ae_epochs: int = 8
     dp: bool = True
@@ -72,8 +72,9 @@ class PipelineParams:
             raise ParameterError("window_s", f"must be positive, got {self.window_s}")
         if self.stride_s <= 0:
             raise ParameterError("stride_s", f"must be positive, got {self.stride_s}")
-        if self.anonymise is not None and self.anonymise not in METHODS:
-            raise ParameterError("anonymise", f"unknown anonymiser {self.anonymise!r}; choose one of {list(METHODS)}")
+        unknown = [m for m in self.anonymise or [] if m not in METHODS]
+        if unknown:
+            raise ParameterError("anonymise", f"unknown anonymiser {unknown[0]!r}; choose from {list(METHODS)}")
         # every stage's parameters, checked now rather than after the stages before it have trained
         placeholder = self.name or "dataset"
         if self.evaluate:
@@ -87,8 +88,8 @@ class PipelineParams:
 
 
 def release_params(p: PipelineParams, name: str) -> FrontierParams:
-    """The release stage as a frontier: the method's knob swept, the best passing point released."""
-    params = FrontierParams(dataset=name, methods=[p.anonymise or "donor"], knob_values=p.knob_values,
+    """The release stage as a frontier: each method's knob swept, the best passing point released."""
+    params = FrontierParams(dataset=name, methods=list(p.anonymise or DEFAULT_FRONTIER), knob_values=p.knob_values,
                             name=f"{name}-released", replace=True, window_s=p.window_s, stride_s=p.stride_s,
                             gan_epochs=p.gan_epochs, ae_epochs=p.ae_epochs, epochs=p.epochs, evaluate=True,
                             n_boot=p.n_boot, **({"attackers": p.attackers} if p.attackers else {}))
