@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from anonaudit.anonymise import methods
 from anonaudit.anonymise.config import AnonymiserConfig
 from anonaudit.anonymise.release import anonymise_dataset
 from anonaudit.anonymise.synth import PHASES, ActivitySynthesis, run_phases
+from anonaudit.data.dataset import SensorDataset
 from anonaudit.errors import DataError, ParameterError
+from anonaudit.evaluate.protocols import seam_score
 from anonaudit.jobs.kinds.anonymise import AnonymiseParams, check_release_data
 from factories import tiny_dataset
 
@@ -141,3 +144,28 @@ def test_a_release_of_whole_recordings_has_no_seams_and_keeps_lengths_and_labels
     for (_, rec) in out.recordings.iterrows():
         sig = out.signals[rec["start"]: rec["start"] + rec["length"]]
         assert np.abs(np.diff(sig, axis=0)).max() < 10 * ds.signals.std(0).max()
+
+
+class _WindowWise(ActivitySynthesis):
+    """Planted: every window its own draw, so a release cross-fades unrelated windows at every join."""
+
+    def transform(self, X, subject=None, target=None, seed=0, batch_size=1024, activity=None, recording=None):
+        return super().transform(X, subject, target, seed, batch_size, activity, np.arange(len(X)))
+
+
+def test_seam_score_finds_the_window_grid_in_cross_faded_releases_only():
+    X, subject, activity, recording = _walks(n_rec=12, per=40)
+    signals = np.concatenate([np.concatenate([w[: T // 2] for w in X[recording == r]]) for r in range(12)])
+    labels = np.repeat(activity[:: 40], 40 * T // 2)
+    ds = SensorDataset(name="walks", sampling_rate=20.0, channels=[f"c{i}" for i in range(C)], signals=signals,
+                       labels=labels, activities=["ccw", "cw"],
+                       recordings=pd.DataFrame({"recording": [f"r{i}" for i in range(12)], "subject": [f"P{i % 6}" for i in range(12)],
+                                                "start": np.arange(12) * 40 * T // 2, "length": np.full(12, 40 * T // 2)}),
+                       subjects=pd.DataFrame({"subject": [f"P{i}" for i in range(6)]}))
+    kwargs = dict(subjects=[f"P{i}" for i in range(6)], channels=ds.channels, recording=recording)
+    continuous = ActivitySynthesis(AnonymiserConfig(method="synth")).fit(X, subject, activity, **kwargs)
+    windowwise = _WindowWise(AnonymiserConfig(method="synth")).fit(X, subject, activity, **kwargs)
+    real = seam_score(ds, T // 2)
+    smooth = seam_score(anonymise_dataset(ds, continuous, name="a").dataset, T // 2)
+    faded = seam_score(anonymise_dataset(ds, windowwise, name="b").dataset, T // 2)
+    assert real < 1.15 and smooth < 1.15 and faded > 1.3, (real, smooth, faded)

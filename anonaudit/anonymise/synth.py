@@ -136,6 +136,13 @@ class ActivitySynthesis(Method):
         def scatter(rows: np.ndarray) -> np.ndarray:
             return centred[rows].T @ centred[rows] / len(rows)
 
+        def posterior(S: np.ndarray, n: int, parent: np.ndarray) -> np.ndarray:
+            """``(n S + d P) / (n + d)`` with the prior ``P`` the parent's correlations at this cell's own variances:
+            a static activity borrows the structure of the pooled covariance, not the dynamic activities' energy."""
+            own = np.sqrt(np.clip(np.diag(S), 1e-9 * np.diag(S).mean() + 1e-12, None))
+            scale = own / np.sqrt(np.diag(parent))
+            return (n * S + d * parent * np.outer(scale, scale)) / (n + d)
+
         root_mean = halves.mean(axis=(0, 1))
         total = stationary(ledoit_wolf(pairs - np.tile(root_mean, 2), assume_centered=True)[0])
         within = stationary(ledoit_wolf(centred, assume_centered=True)[0])
@@ -145,13 +152,13 @@ class ActivitySynthesis(Method):
         for a in self.activities_:
             rows = np.flatnonzero(activity == a)
             m_a = halves[rows].mean(axis=(0, 1))
-            cov_a = (len(rows) * scatter(rows) + d * within) / (len(rows) + d)
+            cov_a = posterior(scatter(rows), len(rows), within)
             for p in range(PHASES):
                 found = np.flatnonzero(codes == a * PHASES + p)
                 if len(found):
                     i, n = int(found[0]), int(count[found[0]])
                     mean = (n * cell_mean[i] + m_a) / (n + 1)
-                    cov = (n * scatter(np.flatnonzero(inverse == i)) + d * cov_a) / (n + d)
+                    cov = posterior(scatter(np.flatnonzero(inverse == i)), n, cov_a)
                 else:
                     mean, cov = m_a, cov_a
                 self.table_[a + 1, p] = len(means)
