@@ -14,10 +14,12 @@ that stops the metadata-linkage attacker, where exact ones would link recordings
   release), informed (retrained on the published method's own output), metadata linkage — and
   attacker at that level; ``reid_by_threat`` per threat model. ``memorisation_ratio``: released
   windows' median distance to the nearest training window over held-out windows' (limit ≥ 0.95).
+* ``seam_score_released`` / ``..._real``: how much the release's window grid shows (the largest over the
+  smallest mean squared sample step by position modulo the half-window hop; about 1 without seams).
 * ``har_wf1_tstr``: HAR trained on released windows, scored on real windows of unseen subjects;
   ``har_min_recall_ratio_released`` / ``..._tstr``: the worst activity's recall as a share of its
   real recall (real-trained on released; released-trained on real).
-* ``frontier``: one point per swept knob value (``method@value``: noise σ, donor k).
+* ``frontier``: one point per swept knob value (``method@value``: noise σ, donor k; ``synth`` has no knob).
 
 * ``har_wf1_real`` / ``har_wf1_released``: HAR (``--har-model``) trained on real windows of training
   subjects, scored on unseen subjects' real and released windows (the papers' frozen protocol).
@@ -182,6 +184,7 @@ def run_dataset(name: str, args: argparse.Namespace, done: list[dict]) -> tuple[
                "reid_retrained_recording_acc": head.get("reid_retrained_recording_acc"),
                "chance": round(1 / len(ds.subjects), 4), "gender_bacc": head.get("gender_bacc"),
                "har_prediction_jsd": head.get("har_prediction_jsd"),
+               "seam_score_real": head.get("seam_score_real"), "seam_score_released": head.get("seam_score_released"),
                "dfi_transfer_frozen": None, "dfi_transfer_retrained": None,
                "throughput_windows_per_s": round(release.windows_per_s, 1), "train_s": round(train_s, 1),
                "windows_released": release.windows}

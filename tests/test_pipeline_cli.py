@@ -11,7 +11,9 @@ from typer.testing import CliRunner
 from anonaudit import api
 from anonaudit.cli import app
 from anonaudit.data.synthetic import SampleSpec, write_sample_data
-from anonaudit.errors import DataError
+from anonaudit.anonymise.config import DEFAULT_FRONTIER
+from anonaudit.errors import DataError, ParameterError
+from anonaudit.jobs.kinds.pipeline import PipelineParams
 from anonaudit.settings import get_settings
 from anonaudit.store import datasets as dataset_store
 from anonaudit.store import jobs as job_store
@@ -112,6 +114,23 @@ def test_cli_errors_are_one_line_without_traceback(db_url, tmp_path):
     assert res.returncode == 2
     assert res.stderr.strip().startswith("error:") and "missing.csv" in res.stderr
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_cli_pipeline_takes_release_methods_and_names_a_bad_one_before_any_work(db_url, small_sample, monkeypatch):
+    from anonaudit import cli
+
+    sent = []
+    monkeypatch.setattr(cli, "_run_or_queue", lambda kind, params, seed, queue: sent.append(params) or {})
+    runner = CliRunner()
+    runner.invoke(app, ["pipeline", str(small_sample)])
+    runner.invoke(app, ["pipeline", str(small_sample), "--anonymise", "donor", "--knob-value", "4"])
+    runner.invoke(app, ["pipeline", str(small_sample), "--anonymise", "off"])
+    assert "anonymise" not in sent[0] and sent[1]["anonymise"] == ["donor"] and sent[2]["anonymise"] is None
+    assert PipelineParams().anonymise == list(DEFAULT_FRONTIER) == ["synth", "donor"]
+    monkeypatch.undo()
+    res = runner.invoke(app, ["pipeline", str(small_sample), "--anonymise", "synth", "--anonymise", "nope"])
+    assert isinstance(res.exception, ParameterError) and res.exception.name == "anonymise" and "nope" in str(res.exception)
+    assert not dataset_store.list_datasets() and not job_store.list_jobs()
 
 
 def _corrupt(sample: Path, row: int, column: str, value: str) -> None:
