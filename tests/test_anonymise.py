@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from anonaudit import api
-from anonaudit.anonymise.anonymiser import Anonymiser
+from anonaudit.anonymise import methods
 from anonaudit.anonymise.config import AnonymiserConfig
+from anonaudit.anonymise.method import Method
 from anonaudit.anonymise.networks import ConvAutoencoder, Discriminator, Geometry, NoiseBranch
 from anonaudit.anonymise.release import anonymise_dataset, check_no_identifiers, export_release, tile_starts
 from anonaudit.data.dataset import SensorDataset
@@ -44,9 +45,9 @@ def reid(windows):
     return model.fit(windows.X, windows.subject)
 
 
-def _fit(windows, sample, reid, **cfg) -> Anonymiser:
+def _fit(windows, sample, reid, **cfg) -> Method:
     config = AnonymiserConfig(**{"ae_epochs": 3, "epochs": 4, "seed": 0, **cfg})
-    return Anonymiser(config).fit(windows.X, windows.subject, windows.y, subjects=sample.subject_ids,
+    return methods.build(config).fit(windows.X, windows.subject, windows.y, subjects=sample.subject_ids,
                                   channels=sample.channels, reid=reid, n_activities=len(sample.activities))
 
 
@@ -84,7 +85,7 @@ def test_inference_copy_folds_batch_norms_without_changing_the_function(length, 
 
 
 def test_identity_release_reproduces_the_signals_and_hides_identifiers(sample, tmp_path):
-    anonymiser = Anonymiser(AnonymiserConfig(method="none")).fit(
+    anonymiser = methods.build(AnonymiserConfig(method="none")).fit(
         make_windows(sample, 1.0).X, np.zeros(1), np.zeros(1), subjects=sample.subject_ids, channels=sample.channels)
     release = anonymise_dataset(sample, anonymiser, name="released")
     out = release.dataset
@@ -138,7 +139,7 @@ def test_save_load_round_trip_and_bad_input(windows, sample, reid, tmp_path):
     X, s = windows.X[:20], windows.subject[:20]
     t = (s + 1) % 6
     before = anon.transform(X, s, t, seed=3)
-    loaded = Anonymiser.load(anon.save(tmp_path / "a.pt"))
+    loaded = methods.load(anon.save(tmp_path / "a.pt"))
     assert np.allclose(loaded.transform(X, s, t, seed=3), before, atol=1e-5)
     assert not np.allclose(before, X)
     with pytest.raises(DataError, match="channels"):
@@ -148,13 +149,13 @@ def test_save_load_round_trip_and_bad_input(windows, sample, reid, tmp_path):
     with pytest.raises(ParameterError, match="target"):
         loaded.transform(X, s)
     with pytest.raises(ParameterError, match="reid"):
-        Anonymiser(AnonymiserConfig(method="anon_ag")).fit(X, s, s, subjects=sample.subject_ids, channels=IMU)
+        methods.build(AnonymiserConfig(method="anon_ag")).fit(X, s, s, subjects=sample.subject_ids, channels=IMU)
     with pytest.raises(ParameterError, match="m"):
-        Anonymiser(AnonymiserConfig(m=1.5))
+        methods.build(AnonymiserConfig(m=1.5))
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"junk")
     with pytest.raises(DataError, match="not a saved anonymiser"):
-        Anonymiser.load(junk)
+        methods.load(junk)
 
 
 def test_interrupted_training_resumes_from_its_checkpoint(windows, sample, reid, tmp_path):
@@ -171,13 +172,13 @@ def test_interrupted_training_resumes_from_its_checkpoint(windows, sample, reid,
     args = (windows.X, windows.subject, windows.y)
     kwargs = dict(subjects=sample.subject_ids, channels=sample.channels, reid=reid, checkpoint=ckpt)
     with pytest.raises(Stop):
-        Anonymiser(config).fit(*args, **kwargs, progress=stop_after_first_gan_epoch)
+        methods.build(config).fit(*args, **kwargs, progress=stop_after_first_gan_epoch)
     messages = []
-    resumed = Anonymiser(config).fit(*args, **kwargs, progress=lambda f, m="": messages.append(m))
+    resumed = methods.build(config).fit(*args, **kwargs, progress=lambda f, m="": messages.append(m))
     assert "resumed from checkpoint" in messages and not any(m.startswith("autoencoder") for m in messages)
     assert [r["epoch"] for r in resumed.history_.main] == [1, 2, 3]
     with pytest.raises(DataError, match="checkpoint"):
-        Anonymiser(replace(config, epochs=5)).fit(*args, **kwargs)
+        methods.build(replace(config, epochs=5)).fit(*args, **kwargs)
 
 
 def _import_imu_sample(tmp_path) -> str:

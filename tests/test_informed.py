@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anonaudit.anonymise.anonymiser import Anonymiser
+from anonaudit.anonymise import methods
 from anonaudit.anonymise.config import AnonymiserConfig
 from anonaudit.anonymise.published import published
 from anonaudit.anonymise.release import anonymise_dataset
@@ -50,7 +50,7 @@ def identity(sample, assignment) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def noise_anonymiser(sample):
     windows = make_windows(sample, CFG.window_s, CFG.stride_s)
-    return Anonymiser(AnonymiserConfig(method="noise", noise_sigma=0.5)).fit(
+    return methods.build(AnonymiserConfig(method="noise", noise_sigma=0.5)).fit(
         windows.X, windows.subject, windows.y, subjects=sample.subject_ids, channels=sample.channels)
 
 
@@ -141,7 +141,7 @@ def test_published_anonymiser_gets_its_own_noise(sample, assignment, noise_anony
 
 def test_published_dfi_targets_are_random_other_subjects():
     ds = tiny_dataset(lengths=[20, 20, 20], subjects=["s0", "s1", "s2"])
-    anonymiser = Anonymiser(AnonymiserConfig(method="anon_dfi"))
+    anonymiser = methods.build(AnonymiserConfig(method="anon_dfi"))
     anonymiser.scaler_, anonymiser.channels_, anonymiser.subjects_ = None, list(ds.channels), ["s2", "s1", "s0"]
     calls = []
     anonymiser.transform = lambda X, subject, target, seed, activity=None: calls.append((subject, target, seed)) or X

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anonaudit.anonymise.anonymiser import Anonymiser
+from anonaudit.anonymise import methods
 from anonaudit.anonymise.config import AnonymiserConfig
 from anonaudit.anonymise import workflow
 from anonaudit.anonymise.release import Release, anonymise_dataset
@@ -54,7 +54,7 @@ def original() -> SensorDataset:
 @pytest.fixture(scope="module")
 def release(original) -> Release:
     """The real release path with the identity anonymiser: shuffled, random ids and pseudonyms, exact metadata."""
-    anonymiser = Anonymiser(AnonymiserConfig(method="none")).fit(
+    anonymiser = methods.build(AnonymiserConfig(method="none")).fit(
         make_windows(original, 1.0).X, np.zeros(1), np.zeros(1), subjects=original.subject_ids,
         channels=original.channels)
     return anonymise_dataset(original, anonymiser, name="released")
@@ -308,7 +308,7 @@ def test_publish_coarsens_only_where_exact_metadata_links_and_the_judges_still_s
 def test_publish_keeps_exact_metadata_that_does_not_link():
     """Fixed-length single-activity recordings: lengths say nothing, so nothing is padded."""
     ds = tiny_dataset([30] * 60, [f"s{i % 6}" for i in range(60)], [np.full(30, (i // 6) % 2) for i in range(60)])
-    anonymiser = Anonymiser(AnonymiserConfig(method="none")).fit(
+    anonymiser = methods.build(AnonymiserConfig(method="none")).fit(
         make_windows(ds, 1.0).X, np.zeros(1), np.zeros(1), subjects=ds.subject_ids, channels=ds.channels)
     release = anonymise_dataset(ds, anonymiser, name="released")
     assert workflow.publish(ds, release, None, 0.5) is release

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from anonaudit.errors import ParameterError
 
-NETWORK_METHODS = ("none", "ae", "noise", "aae", "anon_ag", "anon_acg", "anon_dfi")  # anonymiser.py
-GAN_METHODS = ("anon_ag", "anon_acg", "anon_dfi")
-NEEDS_AE = ("ae", "aae", *GAN_METHODS)
-METHODS = (*NETWORK_METHODS, "donor", "synth")  # donor.py: same-activity donor mixing; synth.py: activity-conditioned synthesis
+GAN_METHODS = ("anon_ag", "anon_acg", "anon_dfi")  # gan.py
+# baselines.py: none, noise; autoencoders.py: ae, aae; donor.py: same-activity donor mixing;
+# synth.py: activity-conditioned synthesis
+METHODS = ("none", "ae", "noise", "aae", *GAN_METHODS, "donor", "synth")
 # What a frontier (and the main job's release stage) sweeps unless told otherwise: the methods whose privacy
 # holds by construction (neither depends on whose recording a window replaces), synthesis first.
 DEFAULT_FRONTIER = ("synth", "donor")

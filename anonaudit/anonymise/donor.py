@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 
 from anonaudit.anonymise.method import FitHistory, Method
-from anonaudit.anonymise.networks import Geometry
 from anonaudit.data.dataset import SensorDataset
 from anonaudit.errors import DataError, ParameterError
 from anonaudit.progress import ProgressFn, null_progress
@@ -81,16 +80,13 @@ class DonorMixing(Method):
         other at half-window hops) the pool knows its continuous stretches, and releases follow them.
         """
         X = np.asarray(X)
-        if X.ndim != 3 or len(X) < 2:
-            raise DataError(f"need at least two windows shaped (n, time, channels), got {X.shape}")
+        self._vocabulary(X, subjects, channels)
         recording = np.arange(len(X)) if recording is None else np.asarray(recording, np.int64)
         if not (len(subject) == len(activity) == len(recording) == len(X)):
             raise DataError(f"{len(X)} windows but {len(subject)} subject, {len(activity)} activity and "
                             f"{len(recording)} recording codes")
         if (np.asarray(activity) < 0).any():
             raise DataError("donor windows must be labelled with their activity (code >= 0)")
-        self.channels_, self.subjects_ = list(channels), list(subjects)
-        self.geometry_ = Geometry(X.shape[1], X.shape[2])
         started = time.perf_counter()
         self._pool(X.astype(np.float32), np.asarray(subject, np.int64), np.asarray(activity, np.int64), recording)
         self.history_ = FitHistory(seconds=time.perf_counter() - started)

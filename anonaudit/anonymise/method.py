@@ -3,9 +3,10 @@
 A method is an estimator in scikit-learn style, built from :class:`AnonymiserConfig`: ``fit`` on
 the training windows of known subjects, ``transform`` windows of the same shape into released
 ones, ``save``/``load`` everything needed to anonymise later in one private file (it names the
-training subjects). Each method lives in its own module (``anonymiser.py``: the networks and
-their baselines; ``donor.py``: same-activity donor mixing; ``synth.py``: activity-conditioned
-synthesis); ``methods.py`` builds and loads them
+training subjects). Each method lives in its own module (``baselines.py``: none and Gaussian
+noise; ``autoencoders.py``: the autoencoder and the adversarial autoencoder, and the training
+machinery the GANs share; ``gan.py``: Anon_AG, Anon_AcG, Anon_DFI; ``donor.py``: same-activity
+donor mixing; ``synth.py``: activity-conditioned synthesis); ``methods.py`` builds and loads them
 by name.
 """
 
@@ -113,6 +114,13 @@ class Method:
         self.geometry_ = Geometry(state["length"], len(self.channels_))
         self._load_state(state)
         return self
+
+    def _vocabulary(self, X: np.ndarray, subjects: Sequence[str], channels: Sequence[str]) -> None:
+        """Check the training windows' shape and keep what a fitted method knows of its data."""
+        if np.ndim(X) != 3 or len(X) < 2:
+            raise DataError(f"need at least two windows shaped (n, time, channels), got {np.shape(X)}")
+        self.channels_, self.subjects_ = list(channels), list(subjects)
+        self.geometry_ = Geometry(X.shape[1], X.shape[2])
 
     def check_channels(self, channels: Sequence[str]) -> None:
         """Clear error for a dataset whose channels this method was not fitted on."""

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anonaudit.anonymise.anonymiser import Anonymiser
+from anonaudit.anonymise.autoencoders import AdversarialAutoencoder, Autoencoder
+from anonaudit.anonymise.baselines import GaussianNoise, Identity
 from anonaudit.anonymise.config import METHODS, AnonymiserConfig
 from anonaudit.anonymise.donor import DonorMixing
+from anonaudit.anonymise.gan import GAN
 from anonaudit.anonymise.method import Method, read_state
 from anonaudit.anonymise.synth import ActivitySynthesis
 from anonaudit.errors import ParameterError
 
-CLASSES: dict[str, type[Method]] = {name: cls for cls in (Anonymiser, DonorMixing, ActivitySynthesis) for name in cls.methods}
+CLASSES: dict[str, type[Method]] = {name: cls for cls in (Identity, GaussianNoise, Autoencoder, AdversarialAutoencoder, GAN,
+                                                          DonorMixing, ActivitySynthesis) for name in cls.methods}
 assert set(CLASSES) == set(METHODS), "every method name needs exactly one class"
 
 
