@@ -110,7 +110,7 @@ def test_bad_donor_input_gets_one_clear_message():
         donor.transform(Z, activity=np.zeros(3, np.int64))
     with pytest.raises(ParameterError, match="target"):
         donor.transform(Z, np.zeros(2, np.int64), np.ones(2, np.int64), activity=np.zeros(2, np.int64))
-    with pytest.raises(DataError, match="activity code 9 has no donor windows"):
+    with pytest.raises(DataError, match="activity code 9 has no donor model"):
         donor.transform(Z, np.zeros(2, np.int64), activity=np.full(2, 9))
     with pytest.raises(DataError, match=r"windows must be shaped \(n, 8, 8\)"):
         donor.transform(np.zeros((2, 4, 3), np.float32), np.zeros(2, np.int64), activity=np.zeros(2, np.int64))

@@ -131,19 +131,7 @@ class DonorMixing(Method):
         instead of cross-fading unrelated windows; a donor recording shorter than the run starts
         again at its beginning.
         """
-        self.check_input(X)
-        if target is not None:
-            raise ParameterError("target", "donor mixing transfers no identity; it takes no target")
-        if activity is None:
-            raise ParameterError("activity", "donor mixing needs the activity of every window")
-        activity = np.asarray(activity, np.int64)
-        recording = np.arange(len(X)) if recording is None else np.asarray(recording, np.int64)
-        if activity.shape != (len(X),) or recording.shape != (len(X),):
-            raise DataError(f"{len(X)} windows but {activity.shape} activity and {recording.shape} recording codes")
-        unknown = sorted(set(np.unique(activity).tolist()) - set(self.means_))
-        if unknown:
-            raise DataError(f"activity code {unknown[0]} has no donor windows: the method was fitted on activities "
-                            f"{sorted(k for k in self.means_ if k != ANY)}")
+        activity, recording = self.check_activity_input(X, target, activity, recording, self.means_)
         rng = np.random.default_rng(seed)
         new_run = np.r_[True, (np.diff(recording) != 0) | (np.diff(activity) != 0)]
         run = np.cumsum(new_run) - 1

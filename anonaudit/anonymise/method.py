@@ -12,7 +12,7 @@ by name.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -136,6 +136,26 @@ class Method:
         self.check_channels(channels if channels is not None else self.channels_)
         if X.ndim != 3 or X.shape[1:] != (self.geometry_.length, self.geometry_.channels):
             raise DataError(f"windows must be shaped (n, {self.geometry_.length}, {self.geometry_.channels}), got {X.shape}")
+
+    def check_activity_input(self, X: np.ndarray, target: np.ndarray | None, activity: np.ndarray | None,
+                             recording: np.ndarray | None, known: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Input checks of a method that releases by activity alone: no target, an activity code per window among
+        ``known`` (−1: unlabelled), recording codes (default: every window its own); returns both as int64."""
+        self.check_input(X)
+        method = self.config.method
+        if target is not None:
+            raise ParameterError("target", f"{method} releases by activity and transfers no identity; it takes no target")
+        if activity is None:
+            raise ParameterError("activity", f"{method} needs the activity of every window")
+        activity = np.asarray(activity, np.int64)
+        recording = np.arange(len(X)) if recording is None else np.asarray(recording, np.int64)
+        if activity.shape != (len(X),) or recording.shape != (len(X),):
+            raise DataError(f"{len(X)} windows but {activity.shape} activity and {recording.shape} recording codes")
+        known = sorted(a for a in set(known) if a >= 0)
+        unknown = sorted(set(np.unique(activity[activity >= 0]).tolist()) - set(known))
+        if unknown:
+            raise DataError(f"activity code {unknown[0]} has no {method} model: the method was fitted on activities {known}")
+        return activity, recording
 
     def subject_codes(self, subjects: Sequence[str], param: str = "subject") -> np.ndarray:
         """Codes of subject ids in the training vocabulary; unknown ids are an error."""

@@ -43,7 +43,7 @@ from sklearn.covariance import ledoit_wolf
 
 from anonaudit.anonymise.method import FitHistory, Method
 from anonaudit.anonymise.networks import Geometry
-from anonaudit.errors import DataError, ParameterError
+from anonaudit.errors import DataError
 from anonaudit.progress import ProgressFn, null_progress
 
 PHASES = 3  # thirds of an activity run, each with its own model
@@ -198,19 +198,7 @@ class ActivitySynthesis(Method):
         tiles of each run of one recording and activity are consecutive pieces of one continuous
         draw; without it every window is a draw of its own.
         """
-        self.check_input(X)
-        if target is not None:
-            raise ParameterError("target", "activity-conditioned synthesis transfers no identity; it takes no target")
-        if activity is None:
-            raise ParameterError("activity", "activity-conditioned synthesis needs the activity of every window")
-        activity = np.asarray(activity, np.int64)
-        recording = np.arange(len(X)) if recording is None else np.asarray(recording, np.int64)
-        if activity.shape != (len(X),) or recording.shape != (len(X),):
-            raise DataError(f"{len(X)} windows but {activity.shape} activity and {recording.shape} recording codes")
-        unknown = sorted(set(np.unique(activity[activity >= 0]).tolist()) - set(self.activities_))
-        if unknown:
-            raise DataError(f"activity code {unknown[0]} has no model: the method was fitted on activities "
-                            f"{self.activities_}")
+        activity, recording = self.check_activity_input(X, target, activity, recording, self.activities_)
         if not len(X):
             return np.empty(X.shape, dtype=np.float32)
         model = self.table_[activity + 1, run_phases(activity, recording)]
