@@ -169,3 +169,16 @@ def test_seam_score_finds_the_window_grid_in_cross_faded_releases_only():
     smooth = seam_score(anonymise_dataset(ds, continuous, name="a").dataset, T // 2)
     faded = seam_score(anonymise_dataset(ds, windowwise, name="b").dataset, T // 2)
     assert real < 1.15 and smooth < 1.15 and faded > 1.3, (real, smooth, faded)
+
+
+def test_runs_keep_the_real_run_to_run_spread_of_amplitude():
+    # every training circle has radius 1: a Gaussian draw alone would give each run a random (Rayleigh) amplitude
+    X, subject, activity, recording = _walks()
+    synth = _fit(X, subject, activity, recording)
+    n, k = 20, 60
+    out = synth.transform(np.zeros((n * k, T, C), np.float32), activity=np.zeros(n * k, int),
+                          recording=np.repeat(np.arange(k), n), seed=4).reshape(k, n, T, C)
+    amplitude = out[..., 0].std(axis=(1, 2))
+    real = np.array([X[recording == r][:, :, 0].std() for r in np.unique(recording[activity == 0])])
+    assert amplitude.mean() == pytest.approx(real.mean(), rel=0.1)
+    assert amplitude.std() / amplitude.mean() < 0.15  # a Rayleigh amplitude would spread about 0.5

@@ -21,6 +21,12 @@ overlap-add cross-fades the two over half a window: continuing the old activity'
 new activity's transition would carry the old motion into the new one (a state the new model was
 never fitted on, which a near-periodic transition preserves for many blocks).
 
+A Gaussian process gives each run of near-periodic motion a random amplitude (Rayleigh for one
+sinusoid: some walks faint, some violent) where people vary far less, so each drawn run is
+rescaled, channel by channel, to a spread drawn from its activity's log-normal law of real runs'
+spreads: a Gaussian scale mixture (on UTD-MHAD a real-trained classifier's score on the release
+rose from 59 % to 79 % of real, one probe each).
+
 Few examples per (activity, phase) would give noisy covariances; each is the posterior mean under
 an inverse-Wishart prior centred on its parent (phase → activity → the pooled within-cell
 covariance, Ledoit–Wolf shrunk), with the dimension as prior strength: ``Σ = (n S + d Σ_parent) / (n + d)``.
@@ -42,7 +48,6 @@ import numpy as np
 from sklearn.covariance import ledoit_wolf
 
 from anonaudit.anonymise.method import FitHistory, Method
-from anonaudit.anonymise.networks import Geometry
 from anonaudit.errors import DataError
 from anonaudit.progress import ProgressFn, null_progress
 
@@ -95,8 +100,7 @@ class ActivitySynthesis(Method):
                             "activity (code >= 0); this dataset has no activity labels to condition on"
                             if len(X) < 2 or (activity < 0).all() else "every training window needs its activity")
         started = time.perf_counter()
-        self.channels_, self.subjects_ = list(channels), list(subjects)
-        self.geometry_ = Geometry(X.shape[1], X.shape[2])
+        self._vocabulary(X, subjects, channels)
         self.offset_ = X.mean(axis=(0, 1))
         self.scale_ = np.where(X.std(axis=(0, 1)) > 0, X.std(axis=(0, 1)), 1.0)
         half = X.shape[1] // 2
@@ -109,7 +113,9 @@ class ActivitySynthesis(Method):
         self.basis_ = Vt[:rank]
         pairs = ((Z - self.block_mean_) @ self.basis_.T).reshape(len(X), 2 * rank)  # (first, second) block codes
         progress(0.5, f"block basis: {rank} components keep {explained[rank - 1]:.4f} of the variance")
-        self._models(pairs, activity, run_phases(activity, recording), n_activities or int(activity.max()) + 1)
+        n_activities = n_activities or int(activity.max()) + 1
+        self._models(pairs, activity, run_phases(activity, recording), n_activities)
+        self._spreads((X - self.offset_) / self.scale_, activity, recording, n_activities)
         self.history_ = FitHistory(seconds=time.perf_counter() - started)
         progress(1.0, f"{len(np.unique(activity))} activities × {PHASES} phases modelled from {len(X)} windows")
         return self
@@ -166,6 +172,29 @@ class ActivitySynthesis(Method):
                 covs.append(stationary(cov))
         self._factors(np.stack(means), np.stack(covs))
 
+    def _spreads(self, Z: np.ndarray, activity: np.ndarray, recording: np.ndarray, n_activities: int) -> None:
+        """Per activity, the log-normal law of a run's standard deviation per channel (z-scored units).
+
+        A Gaussian draw of near-periodic motion has a random amplitude that persists over the run
+        (Rayleigh-distributed for one sinusoid), where real people walking vary far less; a release
+        rescales each run to a spread drawn from this law, so draws are a Gaussian scale mixture
+        whose run-to-run spread is the real one."""
+        new = np.r_[True, (np.diff(recording) != 0) | (np.diff(activity) != 0)]
+        run = np.repeat(np.cumsum(new) - 1, Z.shape[1])
+        flat = Z.reshape(-1, Z.shape[2])
+        count = np.bincount(run)
+        mean = np.stack([np.bincount(run, weights=flat[:, c]) for c in range(flat.shape[1])], 1) / count[:, None]
+        square = np.stack([np.bincount(run, weights=flat[:, c] ** 2) for c in range(flat.shape[1])], 1) / count[:, None]
+        log_spread = 0.5 * np.log(np.clip(square - mean**2, 1e-8, None))
+        run_activity = activity[new]
+        self.spread_mean_ = np.zeros((n_activities + 1, Z.shape[2]))
+        self.spread_root_ = np.zeros((n_activities + 1, Z.shape[2], Z.shape[2]))
+        for a in [-1, *self.activities_]:
+            rows = log_spread if a < 0 else log_spread[run_activity == a]
+            self.spread_mean_[a + 1] = rows.mean(axis=0)
+            if len(rows) > 1:
+                self.spread_root_[a + 1] = _sqrt_psd(ledoit_wolf(rows - rows.mean(axis=0), assume_centered=True)[0])
+
     def _factors(self, means: np.ndarray, covs: np.ndarray) -> None:
         """The sampling factors of each model: marginal root ``W``, transition ``A``, conditional root.
 
@@ -213,10 +242,23 @@ class ActivitySynthesis(Method):
         grid[sequence, step] = model
         grid[np.arange(grid.shape[1])[None, :] >= length[:, None]] = -1
         last = grid[np.arange(len(length)), length - 1]
-        codes = self._draw(grid, last, grid.shape[1] + per_tile - 1, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)
+        codes = self._draw(grid, last, grid.shape[1] + per_tile - 1, rng)
+        # each run's spread per channel, drawn from its activity's law, over the spread the draw happens to have
+        drawn = codes.reshape(-1, codes.shape[2]) @ self.basis_.astype(np.float32) + self.block_mean_.astype(np.float32)
+        drawn = drawn.reshape(len(length), -1, C)
+        inside = (np.arange(drawn.shape[1]) < (length + per_tile - 1)[:, None] * half)[..., None]
+        n = inside.sum(axis=1)
+        centre = (drawn * inside).sum(axis=1) / n
+        spread = np.sqrt(np.clip((((drawn - centre[:, None]) ** 2) * inside).sum(axis=1) / n, 1e-8, None))
+        run_activity = activity[new]
+        wanted = np.exp(self.spread_mean_[run_activity + 1] + np.einsum(
+            "nij,nj->ni", self.spread_root_[run_activity + 1], rng.standard_normal((len(length), C))))
+        gain = (wanted / spread).astype(np.float32)
         blocks = codes[sequence[:, None], step[:, None] + np.arange(per_tile)]  # (n, per_tile, r)
         signal = (blocks @ self.basis_.astype(np.float32) + self.block_mean_.astype(np.float32))
         signal = signal.reshape(len(X), per_tile * half, C)[:, :T]
+        signal = centre[sequence, None] + (signal - centre[sequence, None]) * gain[sequence, None]
         return (signal * self.scale_ + self.offset_).astype(np.float32)
 
     def _draw(self, grid: np.ndarray, last: np.ndarray, steps: int, rng: np.random.Generator) -> np.ndarray:
@@ -244,9 +286,11 @@ class ActivitySynthesis(Method):
 
     def _state(self) -> dict[str, Any]:
         return {"offset": self.offset_, "scale": self.scale_, "block_mean": self.block_mean_, "basis": self.basis_,
-                "table": self.table_, "activities": self.activities_, "means": self.means_, "covs": self.covs_}
+                "table": self.table_, "activities": self.activities_, "means": self.means_, "covs": self.covs_,
+                "spread_mean": self.spread_mean_, "spread_root": self.spread_root_}
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.offset_, self.scale_, self.block_mean_ = state["offset"], state["scale"], state["block_mean"]
         self.basis_, self.table_, self.activities_ = state["basis"], state["table"], list(state["activities"])
         self._factors(state["means"], state["covs"])
+        self.spread_mean_, self.spread_root_ = state["spread_mean"], state["spread_root"]
