@@ -146,6 +146,7 @@ def _decide(ctx: JobContext, table: pd.DataFrame, real: SensorDataset, prefix: s
         ctx.log(decision, "warning")
         return {**summary, f"{prefix}released": None, f"{prefix}decision": decision, f"{prefix}release_withheld": True}
     best = passing.loc[max(passing.index, key=lambda i: _utility(passing.loc[i]))]
+    best = best.astype(object).where(best.notna(), None)  # a method without a knob, a figure not measured: None
     knob = f" ({best['knob']} = {best['value']:g})" if best["knob"] else ""
     decision = (f"released {best['released']}: {best['method']}{knob}, the most useful of the {len(passing)} of "
                 f"{len(table)} points that passed every threat model — HAR trained on it scores "
