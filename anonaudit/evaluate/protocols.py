@@ -439,11 +439,12 @@ def channel_distances(real: np.ndarray, released: np.ndarray, channels: Sequence
 
 
 def seam_score(ds: SensorDataset, hop: int) -> float:
-    """How much the window grid shows in a signal: the largest over the smallest mean squared step between
+    """How much the window grid shows in a signal: the largest over the smallest median squared step between
     consecutive samples, grouped by position within the recording modulo ``hop`` (channels z-scored).
 
     About 1 where nothing marks the grid (real data); window joins that jump raise the steps at one
-    phase, and cross-faded joins of unrelated windows lower them mid-fade, so both stand out.
+    phase, and cross-faded joins of unrelated windows lower them mid-fade, so both stand out. Medians,
+    not means: a few violent stretches (a fall, a transition) would otherwise decide the figure.
     """
     if hop < 2 or ds.n_samples < 2:
         return float("nan")
@@ -453,7 +454,8 @@ def seam_score(ds: SensorDataset, hop: int) -> float:
     steps = (np.diff(ds.signals, axis=0) / np.where(scale > 0, scale, 1.0)) ** 2
     inside = rec[1:] == rec[:-1]
     phase = position[1:][inside] % hop
-    energy = np.bincount(phase, weights=steps[inside].mean(axis=1), minlength=hop)
-    count = np.bincount(phase, minlength=hop)
-    per_phase = energy[count > 0] / count[count > 0]
+    energy = steps[inside].mean(axis=1)
+    order = np.argsort(phase, kind="stable")
+    groups = np.split(energy[order], np.flatnonzero(np.diff(phase[order])) + 1)
+    per_phase = np.array([np.median(g) for g in groups])
     return float(per_phase.max() / per_phase.min()) if len(per_phase) > 1 and per_phase.min() > 0 else float("nan")
