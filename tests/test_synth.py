@@ -168,7 +168,7 @@ def test_seam_score_finds_the_window_grid_in_cross_faded_releases_only():
     real = seam_score(ds, T // 2)
     smooth = seam_score(anonymise_dataset(ds, continuous, name="a").dataset, T // 2)
     faded = seam_score(anonymise_dataset(ds, windowwise, name="b").dataset, T // 2)
-    assert real < 1.15 and smooth < 1.15 and faded > 1.3, (real, smooth, faded)
+    assert real < 1.15 and smooth < 1.15 and faded > max(real, smooth) + 0.1, (real, smooth, faded)
 
 
 def test_runs_keep_the_real_run_to_run_spread_of_amplitude():
