@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from anonaudit.anonymise.method import FitHistory, Method
+from anonaudit.anonymise.method import FitHistory, Method, run_starts
 from anonaudit.data.dataset import SensorDataset
 from anonaudit.errors import DataError, ParameterError
 from anonaudit.progress import ProgressFn, null_progress
@@ -133,7 +133,7 @@ class DonorMixing(Method):
         """
         activity, recording = self.check_activity_input(X, target, activity, recording, self.means_)
         rng = np.random.default_rng(seed)
-        new_run = np.r_[True, (np.diff(recording) != 0) | (np.diff(activity) != 0)]
+        new_run = run_starts(activity, recording)
         run = np.cumsum(new_run) - 1
         run_first = np.flatnonzero(new_run)
         position = np.arange(len(X)) - run_first[run]

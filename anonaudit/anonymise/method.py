@@ -35,6 +35,11 @@ class FitHistory:
     seconds: float = 0.0
 
 
+def run_starts(activity: np.ndarray, recording: np.ndarray) -> np.ndarray:
+    """True where a run of windows of one recording and one activity begins (windows in time order)."""
+    return np.r_[True, (np.diff(recording) != 0) | (np.diff(activity) != 0)]
+
+
 def read_state(path: str | Path) -> dict[str, Any]:
     """The saved state of a method, or one clear error naming the file."""
     path = Path(path)

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 from sklearn.covariance import ledoit_wolf
 
-from anonaudit.anonymise.method import FitHistory, Method
+from anonaudit.anonymise.method import FitHistory, Method, run_starts
 from anonaudit.errors import DataError
 from anonaudit.progress import ProgressFn, null_progress
 
@@ -63,7 +63,7 @@ MAX_PERSISTENCE = 0.999  # largest singular value of the whitened block-to-block
 
 def run_phases(activity: np.ndarray, recording: np.ndarray) -> np.ndarray:
     """Phase (0 … PHASES − 1) of each window in its run of one recording and activity, windows in time order."""
-    new = np.r_[True, (np.diff(recording) != 0) | (np.diff(activity) != 0)]
+    new = run_starts(activity, recording)
     run = np.cumsum(new) - 1
     first = np.flatnonzero(new)
     length = np.diff(np.r_[first, len(activity)])
@@ -183,7 +183,7 @@ class ActivitySynthesis(Method):
         (Rayleigh-distributed for one sinusoid), where real people walking vary far less; a release
         rescales each run to a spread drawn from this law, so draws are a Gaussian scale mixture
         whose run-to-run spread is the real one."""
-        new = np.r_[True, (np.diff(recording) != 0) | (np.diff(activity) != 0)]
+        new = run_starts(activity, recording)
         run = np.repeat(np.cumsum(new) - 1, Z.shape[1])
         flat = Z.reshape(-1, Z.shape[2])
         count = np.bincount(run)
@@ -235,7 +235,7 @@ class ActivitySynthesis(Method):
         if not len(X):
             return np.empty(X.shape, dtype=np.float32)
         model = self.table_[activity + 1, run_phases(activity, recording)]
-        new = np.r_[True, (np.diff(recording) != 0) | (np.diff(activity) != 0)]  # each run is one draw
+        new = run_starts(activity, recording)  # each run is one draw
         sequence = np.cumsum(new) - 1
         step = np.arange(len(X)) - np.flatnonzero(new)[sequence]
         length = np.bincount(sequence)
@@ -248,7 +248,6 @@ class ActivitySynthesis(Method):
         last = grid[np.arange(len(length)), length - 1]
         rng = np.random.default_rng(seed)
         codes = self._draw(grid, last, grid.shape[1] + per_tile - 1, rng)
-        # each run's spread per channel, drawn from its activity's law, over the spread the draw happens to have
         drawn = codes @ self.basis_.astype(np.float32) + self.block_mean_.astype(np.float32)
         drawn = drawn.reshape(len(length), codes.shape[1], half, C)
         # each block starts where the one before, continued by its last step, would go; the correction fades
@@ -256,6 +255,7 @@ class ActivitySynthesis(Method):
         jump = drawn[:, 1:, 0] - (2 * drawn[:, :-1, -1] - drawn[:, :-1, -2]) if half > 1 else 0 * drawn[:, 1:, 0]
         drawn[:, 1:] -= jump[:, :, None] * np.linspace(1.0, 0.0, half, endpoint=False, dtype=np.float32)[:, None]
         drawn = drawn.reshape(len(length), -1, C)
+        # each run's spread per channel, drawn from its activity's law, over the spread the draw happens to have
         inside = (np.arange(drawn.shape[1]) < (length + per_tile - 1)[:, None] * half)[..., None]
         n = inside.sum(axis=1)
         centre = (drawn * inside).sum(axis=1) / n
