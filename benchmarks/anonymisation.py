@@ -4,9 +4,10 @@ What runs is the platform's own code path (``anonaudit.anonymise.workflow``, as 
 ``anonaudit anonymise``): per dataset one frozen re-identification tCNN is trained on the real
 training recordings and shared by all methods; each method is trained on those recordings,
 releases the *whole* dataset (overlap-add of half-overlapping windows, pseudonyms), and the
-release is published as the job publishes it (recording lengths rounded up to the smallest quantum
-that stops the metadata-linkage attacker, where exact ones would link recordings:
-``metadata_quantum_s``) and judged under every threat model, as the release check judges it:
+release is published as the job publishes it (the least coarse publication that stops both
+metadata-linkage attackers, measured on the metadata: whole recordings or activity runs,
+``published_runs``; one pseudonym per person or per recording, ``pseudonyms``; lengths rounded up
+to ``metadata_quantum_s``) and judged under every threat model, as the release check judges it:
 
 * ``releasable`` and ``release_threat_model`` / ``release_attacker`` / ``release_level``: the verdict
   and what decided it. ``reid_max_recording`` / ``reid_max_window``: the largest re-identification
@@ -155,16 +156,19 @@ def run_dataset(name: str, args: argparse.Namespace, done: list[dict]) -> tuple[
     started = time.perf_counter()
     setup = workflow.prepare(ds, cfg, assignment=assignment, progress=lambda f, m="": None)
     log(f"frozen tCNN trained in {time.perf_counter() - started:.0f} s on {int((setup.split == 'train').sum())} windows")
+    publication = workflow.plan_publication(ds, None, window_s / 2, seed=args.seed)  # from the metadata alone
+    source, judged = workflow.source(ds, setup, cfg, publication.runs)
+    log(f"published with {publication.describe()}")
     rows, tables = [], []
     for spec in args.methods:
         t0 = time.perf_counter()
         anonymiser = workflow.fit_anonymiser(ds, setup, method_config(spec, args))
         train_s = time.perf_counter() - t0
-        release = anonymise_dataset(ds, anonymiser, name=f"{name}-release", seed=args.seed)
-        release = workflow.publish(ds, release, None, window_s / 2, seed=args.seed)
-        result = workflow.judge(ds, release, setup, cfg)
-        informed, checks = workflow.threats(ds, release.dataset, release.recording_linkage, setup.assignment,
-                                            anonymiser, cfg, setup.windows, release.padding)
+        release = anonymise_dataset(source, anonymiser, name=f"{name}-release", seed=args.seed)
+        release = workflow.publish(release, publication, window_s / 2)
+        result = workflow.judge(source, release, judged, cfg)
+        informed, checks = workflow.threats(source, release.dataset, release.recording_linkage, judged.assignment,
+                                            anonymiser, cfg, judged.windows, release.padding)
         result.scores.extend(informed)
         verdict = check_verdict(result, None, len(ds.subjects), checks)
         head = headline(result)
@@ -174,7 +178,8 @@ def run_dataset(name: str, args: argparse.Namespace, done: list[dict]) -> tuple[
                "release_attacker": verdict["attacker"], "release_level": verdict["level"],
                **{k: verdict[k] for k in ("reid_max_recording", "reid_max_window", "reid_by_threat",
                                           "memorisation_ratio")},
-               "metadata_quantum_s": release.metadata_quantum_s,
+               "metadata_quantum_s": release.metadata_quantum_s, "published_runs": release.runs,
+               "pseudonyms": release.pseudonyms,
                "har_min_recall_ratio_released": head.get("har_min_recall_ratio_released"),
                "har_min_recall_ratio_tstr": head.get("har_min_recall_ratio_tstr"),
                "har_wf1_real": head.get("har_wf1_real"),
@@ -189,7 +194,7 @@ def run_dataset(name: str, args: argparse.Namespace, done: list[dict]) -> tuple[
                "throughput_windows_per_s": round(release.windows_per_s, 1), "train_s": round(train_s, 1),
                "windows_released": release.windows}
         if anonymiser.config.method == "anon_dfi":
-            per_target = workflow.dfi_transfer(ds, release, setup, cfg).assign(dataset=name)
+            per_target = workflow.dfi_transfer(source, release, judged, cfg).assign(dataset=name)
             tables.append(per_target)
             overall = per_target[per_target["target"] == "all"].iloc[0]
             row["dfi_transfer_frozen"] = round(float(overall["transfer_frozen"]), 4)

@@ -290,25 +290,110 @@ def test_memorisation_rejects_bad_input(windows):
 
 def test_publish_coarsens_only_where_exact_metadata_links_and_the_judges_still_see_every_sample(original, release):
     exact = align_released(original, release.dataset, release.recording_linkage)
-    published = workflow.publish(original, release, None, 1.28)  # measured: exact lengths re-link every recording
+    plan = workflow.plan_publication(original, None, 1.28)  # measured: exact lengths re-link every recording
+    assert not plan.runs and plan.quantum_s is not None
+    published = workflow.publish(release, plan, 1.28)
     assert published.padding and set(published.padding) == set(release.dataset.recordings["recording"])
     lengths = published.dataset.recordings["length"].to_numpy()
     quantum = round(published.metadata_quantum_s * original.sampling_rate)
     assert (lengths % quantum == 0).all() and (lengths >= release.dataset.recordings["length"].to_numpy()).all()
-    assert metadata_linkage(original, published.dataset, release.recording_linkage, n_boot=0).passes()
+    for by in ("recording", "pseudonym"):
+        assert metadata_linkage(original, published.dataset, release.recording_linkage, by=by, n_boot=0).passes()
     judged = align_released(original, published.dataset, published.recording_linkage, published.padding)
     assert np.array_equal(judged.signals, exact.signals)  # the padding is undone sample for sample
-    assert workflow.publish(original, release, 0, 1.28) is release  # 0: exact lengths, on the steward's word
-    forced = workflow.publish(original, release, 20.0, 0.0)
+    kept = workflow.plan_publication(original, 0, 1.28)  # 0: exact lengths, on the steward's word
+    assert kept.quantum_s is None and workflow.publish(release, kept, 1.28).padding == {}
+    forced = workflow.publish(release, workflow.plan_publication(original, 20.0, 0.0), 0.0)
     assert (forced.dataset.recordings["length"].to_numpy() % 200 == 0).all()
     with pytest.raises(DataError, match="padding record does not cover"):
         align_released(original, published.dataset, published.recording_linkage, {"R-x": 0})
 
 
-def test_publish_keeps_exact_metadata_that_does_not_link():
-    """Fixed-length single-activity recordings: lengths say nothing, so nothing is padded."""
-    ds = tiny_dataset([30] * 60, [f"s{i % 6}" for i in range(60)], [np.full(30, (i // 6) % 2) for i in range(60)])
+def _none_release(ds: SensorDataset) -> Release:
     anonymiser = methods.build(AnonymiserConfig(method="none")).fit(
         make_windows(ds, 1.0).X, np.zeros(1), np.zeros(1), subjects=ds.subject_ids, channels=ds.channels)
-    release = anonymise_dataset(ds, anonymiser, name="released")
-    assert workflow.publish(ds, release, None, 0.5) is release
+    return anonymise_dataset(ds, anonymiser, name="released")
+
+
+def test_publish_keeps_exact_metadata_that_does_not_link():
+    """Fixed-length single-activity recordings, the same number per person: nothing is padded or split."""
+    ds = tiny_dataset([30] * 60, [f"s{i % 6}" for i in range(60)], [np.full(30, (i // 6) % 2) for i in range(60)])
+    plan = workflow.plan_publication(ds, None, 0.5)
+    assert plan == workflow.Publication(False, "subject", None)
+    published = workflow.publish(_none_release(ds), plan, 0.5)
+    assert published.padding == {} and published.dataset.recordings["subject"].nunique() == 6
+
+
+def habit_dataset() -> SensorDataset:
+    """Fixed-length single-activity recordings; each person did the two activities a different number of times.
+
+    No recording says whose it is, but a person's *set* of recordings does: what pseudonyms shared
+    by a person's recordings give away."""
+    lengths, subjects, labels = [], [], []
+    for s in range(6):
+        for i in range(8):
+            lengths.append(30)
+            subjects.append(f"s{s}")
+            labels.append(np.full(30, int(i < s + 1)))
+    return tiny_dataset(lengths, subjects, labels)
+
+
+def test_shared_pseudonyms_link_a_persons_set_of_recordings_and_per_recording_pseudonyms_stop_it():
+    ds = habit_dataset()
+    release = _none_release(ds)
+    one = metadata_linkage(ds, release.dataset, release.recording_linkage, n_boot=0)
+    group = metadata_linkage(ds, release.dataset, release.recording_linkage, by="pseudonym", n_boot=0)
+    assert one.passes() and one.score <= 2 / 6  # one recording at a time: near chance
+    assert group.accuracy == 1.0 and not group.passes() and np.isnan(group.exact_link_rate)
+    plan = workflow.plan_publication(ds, None, 0.5)
+    assert plan == workflow.Publication(False, "recording", None)
+    published = workflow.publish(release, plan, 0.5)
+    pseudonyms = published.dataset.recordings["subject"]
+    assert pseudonyms.is_unique and set(published.dataset.subjects["subject"]) == set(pseudonyms)
+    assert {published.subject_linkage[p] for p in pseudonyms} == set(ds.subject_ids)  # privately: who is who
+    after = metadata_linkage(ds, published.dataset, published.recording_linkage, by="pseudonym", n_boot=0)
+    assert after.passes() and after.score <= 2 / 6
+    with pytest.raises(ParameterError, match="by"):
+        metadata_linkage(ds, release.dataset, release.recording_linkage, by="subject")
+
+
+def session_dataset(n_subjects: int = 8, sessions: int = 2, n_runs: int = 24, rate: float = 2.0) -> SensorDataset:
+    """Long sessions of many activity runs (5–30 s each, drawn afresh): HAPT's shape. The sequence of run
+    durations makes every session unique at any length quantum, while single runs are alike."""
+    rng = np.random.default_rng(3)
+    lengths, subjects, labels = [], [], []
+    for s in range(n_subjects):
+        for _ in range(sessions):
+            runs = np.round(rng.uniform(5, 30, n_runs) * rate).astype(int)
+            label = np.repeat(np.arange(n_runs) % 3, runs)
+            label[np.cumsum(runs)[:-1]] = -1  # an unlabelled sample between runs, as HAPT has
+            lengths.append(len(label))
+            subjects.append(f"s{s}")
+            labels.append(label)
+    return tiny_dataset(lengths, subjects, labels, rate=rate)
+
+
+def test_sessions_that_relink_at_every_quantum_are_published_run_by_run():
+    from anonaudit.data.runs import SOURCE_COLUMN, run_assignment, split_runs
+
+    ds = session_dataset()
+    plan = workflow.plan_publication(ds, None, 1.0)
+    assert plan.runs and plan.pseudonyms == "recording", plan
+    assert not workflow.plan_publication(ds, None, 1.0, runs=False).runs  # fixed by the steward: refused later
+    runs = split_runs(ds)
+    assert len(runs.recordings) == 8 * 2 * 24 and (runs.labels >= 0).all()  # the unlabelled samples are left out
+    assert runs.recordings[SOURCE_COLUMN].isin(ds.recordings["recording"]).all()
+    # every run is one activity, cut where its recording has it
+    first = ds.recordings.iloc[0]
+    part = runs.recordings[runs.recordings[SOURCE_COLUMN] == first["recording"]]
+    assert [np.unique(runs.labels[s:s + n]).tolist() for s, n in zip(part["start"], part["length"])] == \
+        [[i % 3] for i in range(24)]
+    assert np.array_equal(runs.signals[part["start"].iloc[1]], ds.signals[first["start"] + part["length"].iloc[0] + 1])
+    split = run_assignment(runs, {r: "train" if i % 2 else "test" for i, r in enumerate(ds.recordings["recording"])})
+    assert {split[r] for r in part["recording"]} == {"test"}  # a session's runs stay on its side
+    published = workflow.publish(_none_release(runs), plan, 1.0)
+    assert published.runs and published.dataset.recordings["subject"].is_unique
+    whole = _none_release(ds)
+    for by in ("recording", "pseudonym"):
+        assert metadata_linkage(runs, published.dataset, published.recording_linkage, by=by, n_boot=0).passes()
+        assert not metadata_linkage(ds, whole.dataset, whole.recording_linkage, by=by, n_boot=0).passes()

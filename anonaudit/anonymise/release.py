@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,8 @@ class Release:
     seconds: float
     padding: dict[str, int] = field(default_factory=dict)  # coarsened lengths: where each source recording starts
     metadata_quantum_s: float | None = None  # published lengths are multiples of this (None: exact lengths)
+    pseudonyms: str = "subject"  # "subject": one per person; "recording": one per released recording
+    runs: bool = False  # each published recording is one activity run of a source recording
 
     @property
     def windows_per_s(self) -> float:
@@ -162,6 +164,20 @@ def _pseudonymise(ds: SensorDataset, signals: np.ndarray, name: str, targets: np
     recording_linkage = {new_ids[k]: original[i] for k, i in enumerate(order)}
     targets_of = dict(zip(original, owners)) if targets is not None else {}
     return Release(released, recording_linkage, {v: k for k, v in pseudonym.items()}, targets_of, n_windows, seconds)
+
+
+def pseudonym_per_recording(release: Release) -> Release:
+    """The release with a pseudonym of its own for every recording: nothing says which recordings are one person's.
+
+    Pseudonyms shared by a person's recordings let an attacker match the *set* of their
+    recordings' lengths and activities to a subject's, where no single recording gives them away.
+    """
+    owners = release.dataset.recordings["subject"].map(release.subject_linkage).to_numpy(dtype=object)
+    taken = set(release.dataset.recordings["recording"])
+    fresh = [_token("S-", taken) for _ in owners]
+    dataset = replace(release.dataset, recordings=release.dataset.recordings.assign(subject=fresh),
+                      subjects=pd.DataFrame({"subject": sorted(fresh)}))
+    return replace(release, dataset=dataset, subject_linkage=dict(zip(fresh, owners)), pseudonyms="recording")
 
 
 def export_release(ds: SensorDataset, directory: Path) -> list[Path]:

@@ -21,19 +21,22 @@ from anonaudit.anonymise.config import GAN_METHODS, AnonymiserConfig
 from anonaudit.anonymise.method import Method
 from anonaudit.anonymise.methods import build
 from anonaudit.anonymise.published import published
-from anonaudit.anonymise.release import Release
+from anonaudit.anonymise.release import Release, pseudonym_per_recording
 from anonaudit.data.dataset import SensorDataset
+from anonaudit.data.runs import run_assignment, split_runs
 from anonaudit.data.splits import recording_assignment
 from anonaudit.data.windows import Windows, make_windows
 from anonaudit.evaluate.attackers import Classifier, make_classifier
 from anonaudit.evaluate.informed import informed_attack
-from anonaudit.evaluate.linkage import coarsen_metadata, metadata_linkage
+from anonaudit.evaluate.linkage import ATTACKERS, coarsen_metadata, metadata_linkage
 from anonaudit.evaluate.memorisation import memorisation
 from anonaudit.evaluate.protocols import EvalConfig, EvalResult, ModelScore, align_released, evaluate, same_windows
 from anonaudit.evaluate.verdict import Check
 from anonaudit.progress import ProgressFn, null_progress, scaled
 
 QUANTA_S = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)  # recording-length quanta ``publish`` tries, in turn
+TRIAL_DRAWS = 5  # coarsenings a publication is judged on before it is chosen
+PSEUDONYMS = ("subject", "recording")  # pseudonym granularities ``plan_publication`` tries, in turn
 MIN_DISTANCE_RATIO = 0.95  # released windows at least this far (relative to held-out ones) from the training windows
 
 
@@ -143,37 +146,109 @@ def dfi_transfer(real: SensorDataset, release: Release, setup: Setup, cfg: EvalC
     return pd.DataFrame(rows)
 
 
-def publish(real: SensorDataset, release: Release, quantum_s: float | None, jitter_s: float,
-            seed: int = 0) -> Release:
-    """The release as it will be published: exact recording lengths and label timing where they do not
-    link it to the original, otherwise coarsened (:func:`~anonaudit.evaluate.linkage.coarsen_metadata`).
+@dataclass(frozen=True)
+class Publication:
+    """How a release is published: what a published recording is, whose pseudonym it carries, its length quantum."""
 
-    ``quantum_s``: None decides by measurement — the metadata-linkage attacker runs on the exact
-    release and, while it re-identifies beyond twice uniform chance, on releases whose lengths are
-    rounded up to each quantum of ``QUANTA_S`` in turn (the smallest that passes is published, so
-    short recordings are not padded more than needed; if none passes, the largest, and the release
-    check refuses it); 0 never coarsens; a positive value always rounds to it. The padding and
-    jitter are drawn from the operating system's CSPRNG (the job seed would let anyone undo them);
-    ``seed`` only breaks the attacker's ties.
-    """
+    runs: bool  # each activity run of a source recording is published as a recording of its own
+    pseudonyms: str  # "subject": one per person (their recordings stay together); "recording": one each
+    quantum_s: float | None  # lengths rounded up to multiples of this (None: exact lengths and label timing)
+
+    def describe(self) -> str:
+        unit = "activity run" if self.runs else "recording"
+        lengths = f"lengths rounded up to multiples of {self.quantum_s:g} s" if self.quantum_s else "exact lengths"
+        who = "one pseudonym per person" if self.pseudonyms == "subject" else f"a pseudonym of its own for every {unit}"
+        return f"one published recording per source {unit}, {lengths}, {who}"
+
+
+def _quanta(ds: SensorDataset, quantum_s: float | None) -> list[float | None]:
     if quantum_s == 0:
-        return release
+        return [None]
     if quantum_s is not None:
-        return _coarsened(release, quantum_s, jitter_s)
-    if metadata_linkage(real, release.dataset, release.recording_linkage, n_boot=0, seed=seed).passes():
+        return [quantum_s]
+    shortest = float(ds.recordings["length"].min()) / ds.sampling_rate
+    return [None, *([q for q in QUANTA_S if q >= shortest / 4] or QUANTA_S[-1:])]
+
+
+def _links(source: SensorDataset, publication: Publication, jitter_s: float, seed: int) -> bool:
+    """Whether a metadata attacker would link ``source`` published this way beyond twice uniform chance.
+
+    A release keeps its source's lengths and labels until it is published, so the source's own
+    metadata, under the publication's pseudonyms and quantum, is what the attackers would see.
+    Coarsening is random and a few people's figures move in large steps, so a quantum is judged
+    on ``TRIAL_DRAWS`` draws: the 90th percentile of each attacker's figure over draws (mean +
+    1.28 standard deviations) must lie within the limit, so that one lucky draw does not leave
+    the published one to chance.
+    """
+    recordings = source.recordings.assign(
+        subject=source.recordings["subject" if publication.pseudonyms == "subject" else "recording"])
+    view = replace(source, recordings=recordings, subjects=pd.DataFrame({"subject": recordings["subject"].unique()}))
+    identity = {r: r for r in source.recordings["recording"]}
+    rng = np.random.default_rng(seed)
+    scores, limit = [], 1.0
+    for _ in range(TRIAL_DRAWS if publication.quantum_s else 1):
+        drawn = coarsen_metadata(view, rng, quantum_s=publication.quantum_s, jitter_s=jitter_s)[0] \
+            if publication.quantum_s else view
+        results = [metadata_linkage(source, drawn, identity, by=by, n_boot=0, seed=seed) for by in ATTACKERS]
+        scores.append([r.score for r in results])
+        limit = 2 * results[0].chance
+    values = np.asarray(scores)
+    return bool((values.mean(0) + 1.28 * values.std(0) > limit).any())
+
+
+def plan_publication(real: SensorDataset, quantum_s: float | None, jitter_s: float, runs: bool | None = None,
+                     seed: int = 0) -> Publication:
+    """The least coarse publication that stops both metadata-linkage attackers, measured on the metadata alone.
+
+    Tried in turn, the first that passes wins: whole recordings, then activity runs (``runs``
+    None; True or False fixes it); within each, exact lengths, then lengths rounded up to each
+    quantum of ``QUANTA_S`` that is not below a quarter of the shortest recording (``quantum_s``:
+    0 keeps exact lengths, a positive value always rounds to it); at each, one pseudonym per
+    person, then one per recording. Padding distorts every use of the data, separate pseudonyms
+    only analyses per person, so a smaller quantum is preferred to shared pseudonyms. If none passes, the coarsest is returned and the release
+    check refuses what it publishes. ``seed`` draws the trial coarsening and breaks ties; the
+    published draws come from the operating system.
+    """
+    last = None
+    labelled = bool((real.labels >= 0).any())  # without labels there are no activity runs to cut
+    for grain in ([False, True] if runs is None and labelled else [bool(runs)]):
+        source = split_runs(real) if grain else real
+        for quantum in _quanta(source, quantum_s):
+            for pseudonyms in PSEUDONYMS:
+                last = Publication(grain, pseudonyms, quantum)
+                if not _links(source, last, jitter_s, seed):
+                    return last
+    assert last is not None
+    return last
+
+
+def source(real: SensorDataset, setup: Setup, cfg: EvalConfig, runs: bool) -> tuple[SensorDataset, Setup]:
+    """The dataset a release is made from and judged against, with its setup: the recordings, or (``runs``) their
+    activity runs, each on its recording's side of the split, with the same frozen ReID."""
+    if not runs:
+        return real, setup
+    runs = split_runs(real)
+    cut = prepare(runs, cfg, assignment=run_assignment(runs, setup.assignment), train_reid=False)
+    cut.frozen = setup.frozen
+    return runs, cut
+
+
+def publish(release: Release, publication: Publication, jitter_s: float) -> Release:
+    """The release as it will be published (:func:`plan_publication` says how).
+
+    Pseudonyms per recording are drawn afresh; coarsened lengths are padded with mirrored samples
+    and change points jittered (:func:`~anonaudit.evaluate.linkage.coarsen_metadata`). Every draw
+    comes from the operating system's CSPRNG: the job seed would let anyone undo them.
+    """
+    if publication.pseudonyms == "recording":
+        release = pseudonym_per_recording(release)
+    release = replace(release, runs=publication.runs)
+    if not publication.quantum_s:
         return release
-    shortest = float(release.dataset.recordings["length"].min()) / release.dataset.sampling_rate
-    for quantum in [q for q in QUANTA_S if q >= shortest / 4] or QUANTA_S[-1:]:
-        coarse = _coarsened(release, quantum, jitter_s)
-        if metadata_linkage(real, coarse.dataset, coarse.recording_linkage, n_boot=0, seed=seed).passes():
-            break
-    return coarse
-
-
-def _coarsened(release: Release, quantum_s: float, jitter_s: float) -> Release:
-    coarse, lead = coarsen_metadata(release.dataset, np.random.default_rng(), quantum_s=quantum_s, jitter_s=jitter_s)
+    coarse, lead = coarsen_metadata(release.dataset, np.random.default_rng(), quantum_s=publication.quantum_s,
+                                    jitter_s=jitter_s)
     return replace(release, dataset=coarse, padding=dict(zip(coarse.recordings["recording"], lead.tolist())),
-                   metadata_quantum_s=quantum_s)
+                   metadata_quantum_s=publication.quantum_s)
 
 
 def threats(real: SensorDataset, released: SensorDataset, linkage: dict[str, str], assignment: dict[str, str],
@@ -183,7 +258,8 @@ def threats(real: SensorDataset, released: SensorDataset, linkage: dict[str, str
 
     * informed: the attacker runs the published anonymiser, with randomness of its own, on raw
       reference recordings of every subject and trains every attacker on that output;
-    * metadata: released recordings linked to the original ones by duration and activity sequence;
+    * metadata: released recordings linked to the original ones by duration and activity sequence, one by one
+      and through their pseudonyms (a pseudonym's set of recordings against each subject's);
     * memorisation: released training-recording windows against held-out real windows, by their
       distance to the nearest training window.
     ``released`` is the release as published (its metadata is what the linkage attacker sees);
@@ -194,10 +270,12 @@ def threats(real: SensorDataset, released: SensorDataset, linkage: dict[str, str
     transform = published(anonymiser, secrets.randbits(63), real)  # not the job seed: the attacker's own draws
     informed = informed_attack(real, aligned, assignment, transform, cfg, scaled(progress, 0.0, 0.8))
     progress(0.8, "metadata linkage")
-    meta = metadata_linkage(real, released, linkage, n_boot=cfg.n_boot, seed=cfg.seed)
-    checks = [Check("metadata", "duration and activity-sequence matcher", "recording", meta.metric, meta.score,
-                    *meta.ci.get(meta.metric, (float("nan"), float("nan"))), meta.chance, 2 * meta.chance,
-                    meta.passes())]
+    checks = []
+    for by, attacker in ATTACKERS.items():
+        meta = metadata_linkage(real, released, linkage, by=by, n_boot=cfg.n_boot, seed=cfg.seed)
+        checks.append(Check("metadata", attacker, "recording", meta.metric, meta.score,
+                            *meta.ci.get(meta.metric, (float("nan"), float("nan"))), meta.chance, 2 * meta.chance,
+                            meta.passes()))
     progress(0.9, "memorisation")
     split = real.recordings["recording"].map(assignment).to_numpy(dtype=object)[windows.recording]
     train, held_out = windows.subset(split == "train"), windows.subset(split == "test")

@@ -128,7 +128,7 @@ def _register_release(ctx: JobContext, release: Release, original: Any, p: Anony
         "warning": "links pseudonyms to real identities: never distribute", "released": record["name"],
         "original_dataset": original.name, "params": to_params(p), "model": p.model or MODEL.format(prefix=prefix),
         "recordings": release.recording_linkage, "subjects": release.subject_linkage, "dfi_targets": release.targets,
-        "padding": release.padding})
+        "padding": release.padding, "runs": release.runs, "pseudonyms": release.pseudonyms})
     return record
 
 
@@ -215,28 +215,31 @@ def anonymise_and_judge(ctx: JobContext, p: AnonymiseParams, real: SensorDataset
     else:
         anonymiser = loaded
     progress(0.6, "anonymising the dataset")
-    release = anonymise_dataset(real, anonymiser, name=name, target=p.target, seed=ctx.seed,
+    publication = workflow.plan_publication(real, p.metadata_quantum_s, p.window_s / 2, seed=ctx.seed)
+    if publication != workflow.Publication(False, "subject", None):
+        ctx.log(f"exact metadata would link released recordings to the original ones, so the release is published "
+                f"with {publication.describe()} (lengths padded with mirrored samples, change points jittered by up "
+                f"to {p.window_s / 2:g} s)", "info")
+    source, setup = workflow.source(real, setup, cfg, publication.runs)
+    release = anonymise_dataset(source, anonymiser, name=name, target=p.target, seed=ctx.seed,
                                 progress=scaled(progress, 0.6, 0.7))
     ctx.metric(f"{prefix}throughput_windows_per_s", release.windows_per_s)
-    release = workflow.publish(real, release, p.metadata_quantum_s, p.window_s / 2, seed=ctx.seed)
-    if release.padding:
-        ctx.log("exact recording lengths and label timing would link released recordings to the original ones: "
-                f"lengths are rounded up to multiples of {release.metadata_quantum_s:g} s (padded with mirrored "
-                f"samples) and change points jittered by up to {p.window_s / 2:g} s", "info")
+    release = workflow.publish(release, publication, p.window_s / 2)
     record = _register_release(ctx, release, real, p, prefix)
     out: dict[str, Any] = {"released": record["name"], "method": p.method, "windows": release.windows,
                            "throughput_windows_per_s": round(release.windows_per_s, 1),
-                           "metadata_quantum_s": release.metadata_quantum_s}
+                           "metadata_quantum_s": release.metadata_quantum_s, "published_runs": release.runs,
+                           "pseudonyms": release.pseudonyms}
     result = None
     if p.evaluate:
-        result = workflow.judge(real, release, setup, cfg, scaled(progress, 0.7, 0.88))
-        informed, checks = workflow.threats(real, release.dataset, release.recording_linkage, setup.assignment,
+        result = workflow.judge(source, release, setup, cfg, scaled(progress, 0.7, 0.88))
+        informed, checks = workflow.threats(source, release.dataset, release.recording_linkage, setup.assignment,
                                             anonymiser, cfg, setup.windows, release.padding,
                                             scaled(progress, 0.88, 0.97))
         result.scores.extend(informed)
         out.update(record_evaluation(ctx, result, prefix=prefix))
         if p.method == "anon_dfi":
-            out.update(_record_transfer(ctx, workflow.dfi_transfer(real, release, setup, cfg), prefix))
+            out.update(_record_transfer(ctx, workflow.dfi_transfer(source, release, setup, cfg), prefix))
         verdict = check_verdict(result, None, len(real.subjects), checks)
         out.update(enforce(ctx, verdict, release.dataset, real, prefix, export))
     else:
@@ -308,15 +311,16 @@ def check_verdict(result: EvalResult, threshold: float | None, n_subjects: int,
 def run_release_check(ctx: JobContext) -> dict[str, Any]:
     p = parse_params(ReleaseCheckParams, ctx.params)
     origin, linkage, model = _origin(p.dataset)
-    real = source_data(origin)
     stored = open_dataset(p.dataset)
-    padding = linkage.get("padding") or {}
-    released = align_released(real, stored, linkage["recordings"], padding)
     cfg = eval_config(origin, ctx.seed)
     attackers = tuple(p.attackers) if p.attackers else cfg.attackers
     cfg = replace(cfg, attackers=attackers, reid_model=attackers[0], protocols=("privacy",), n_boot=p.n_boot)
     cfg.check()
+    real = source_data(origin)
     setup = workflow.prepare(real, cfg, train_reid=False)  # the anonymiser's recording split, recomputed
+    real, setup = workflow.source(real, setup, cfg, bool(linkage.get("runs")))
+    padding = linkage.get("padding") or {}
+    released = align_released(real, stored, linkage["recordings"], padding)
     result = evaluate(real, released, cfg, progress=scaled(ctx.progress, 0.0, 0.7), reid_assignment=setup.assignment)
     if not model.is_file():
         raise DataError(f"the trained anonymiser of release {p.dataset!r} is missing, so the informed attacker "
