@@ -357,14 +357,16 @@ def test_shared_pseudonyms_link_a_persons_set_of_recordings_and_per_recording_ps
         metadata_linkage(ds, release.dataset, release.recording_linkage, by="subject")
 
 
-def session_dataset(n_subjects: int = 8, sessions: int = 2, n_runs: int = 24, rate: float = 2.0) -> SensorDataset:
-    """Long sessions of many activity runs (5–30 s each, drawn afresh): HAPT's shape. The sequence of run
-    durations makes every session unique at any length quantum, while single runs are alike."""
+def session_dataset(n_subjects: int = 8, sessions: int = 2, n_runs: int = 24, rate: float = 2.0,
+                    lead_s: float = 0.0) -> SensorDataset:
+    """Long sessions of many activity runs (5–30 s each, drawn afresh; the first ``lead_s`` longer): HAPT's
+    shape. The sequence of run durations makes every session unique at any length quantum, while single
+    runs are alike."""
     rng = np.random.default_rng(3)
     lengths, subjects, labels = [], [], []
     for s in range(n_subjects):
         for _ in range(sessions):
-            runs = np.round(rng.uniform(5, 30, n_runs) * rate).astype(int)
+            runs = np.round((rng.uniform(5, 30, n_runs) + lead_s * (np.arange(n_runs) == 0)) * rate).astype(int)
             label = np.repeat(np.arange(n_runs) % 3, runs)
             label[np.cumsum(runs)[:-1]] = -1  # an unlabelled sample between runs, as HAPT has
             lengths.append(len(label))
@@ -397,3 +399,43 @@ def test_sessions_that_relink_at_every_quantum_are_published_run_by_run():
     for by in ("recording", "pseudonym"):
         assert metadata_linkage(runs, published.dataset, published.recording_linkage, by=by, n_boot=0).passes()
         assert not metadata_linkage(ds, whole.dataset, whole.recording_linkage, by=by, n_boot=0).passes()
+
+
+def test_an_anonymise_job_publishes_long_sessions_run_by_run_and_the_release_check_rebuilds_them(db_url, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from anonaudit import api
+    from anonaudit.cli import app
+    from anonaudit.store import jobs as job_store
+
+    # the recording split deals each person's sessions of one (main) activity out to 3 parts
+    ds = session_dataset(n_subjects=5, sessions=4, n_runs=24, rate=5.0, lead_s=250.0)
+    ds = replace(ds, name="sessions", signals=np.random.default_rng(0).normal(size=ds.signals.shape))
+    ds.save(tmp_path / "sessions")
+    api.import_dataset(tmp_path / "sessions", name="sessions")
+    fast = {"window_s": 4.0, "stride_s": 2.0, "har_model": "forest", "attackers": ["knn", "lda"],
+            "biometric_model": "knn", "epochs": 1, "n_boot": 30}
+    job = api.run("anonymise", {"dataset": "sessions", "method": "synth", "name": "sessions-runs", **fast})
+    assert job["status"] == "succeeded", job.get("error")
+    result = job["result"]
+    assert result["published_runs"] is True and result["pseudonyms"] == "recording"
+    published = api.open_dataset("sessions-runs")
+    assert len(published.recordings) == 5 * 4 * 24 and published.recordings["subject"].is_unique
+    assert (published.labels >= 0).all() and all(
+        len(np.unique(published.labels[s:s + n])) == 1 for s, n in zip(published.recordings["start"],
+                                                                         published.recordings["length"]))
+    linkage = json.loads(job_store.artifact_files(job["id"])["private/linkage.json"].read_text())
+    assert linkage["runs"] is True and set(linkage["recordings"].values()) <= {
+        f"r{i}:{k}" for i in range(20) for k in range(24)}
+    verdict = json.loads(job_store.artifact_files(job["id"])["release_check.json"].read_text())
+    attackers = {c["attacker"] for c in verdict["checks"] if c["threat"] == "metadata"}
+    assert attackers == {"duration and activity-sequence matcher", "pseudonym-group matcher"}
+    check = api.run("release_check", {"dataset": "sessions-runs", "attackers": ["knn"], "n_boot": 20, "epochs": 1})
+    assert check["status"] == "succeeded", check.get("error")
+    again = json.loads(job_store.artifact_files(check["id"])["release_check.json"].read_text())
+    assert {c["attacker"] for c in again["checks"] if c["threat"] == "metadata"} == attackers
+    out = CliRunner().invoke(app, ["release-check", "sessions-runs", "--attacker", "knn"])
+    assert out.exit_code == (1 if "NOT releasable" in out.output else 0), out.output
+    assert "releasable" in out.output, out.output  # the verdict in words, from the rebuilt run source
