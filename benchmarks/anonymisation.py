@@ -14,7 +14,9 @@ to ``metadata_quantum_s``) and judged under every threat model, as the release c
   (accuracy or balanced accuracy) over every threat model — frozen, linkage (retrained on the
   release), informed (retrained on the published method's own output), metadata linkage — and
   attacker at that level; ``reid_by_threat`` per threat model. ``memorisation_ratio``: released
-  windows' median distance to the nearest training window over held-out windows' (limit ≥ 0.95).
+  windows' median distance to the nearest training window over held-out windows' (limit ≥ 0.95);
+  ``membership_tpr``: the share of training windows a membership-inference attack (distance to the
+  closest released window) finds at a 5 % false positive rate (chance 0.05, limit 0.10).
 * ``seam_score_released`` / ``..._real``: how much the release's window grid shows (the largest over the
   smallest mean squared sample step by position modulo the half-window hop; about 1 without seams).
 * ``har_wf1_tstr``: HAR trained on released windows, scored on real windows of unseen subjects;
@@ -45,7 +47,7 @@ UTD-MHAD skeletons (30 Hz, 60 channels) — trials 1–2 train, 3 validates, 4 t
 issue, one ``goal_*`` column each and ``goal`` for all: re-identification ≤ 2 × chance under every
 threat model at recording level, ``har_wf1_released`` and ``har_wf1_tstr`` ≥ 0.85 × ``har_wf1_real``,
 no class recall below half its real value, gender balanced accuracy in [0.45, 0.55], memorisation
-ratio ≥ 0.95 (throughput: ``--throughput``).
+ratio ≥ 0.95 and membership inference within twice chance (throughput: ``--throughput``).
 """
 
 from __future__ import annotations
@@ -125,7 +127,8 @@ def goal(row: dict) -> dict:
             "goal_class_recall": None if row.get("har_min_recall_ratio_released") is None
             else bool(min(row["har_min_recall_ratio_released"], row.get("har_min_recall_ratio_tstr", 1.0)) >= 0.5),
             "goal_gender": None if gender is None else bool(0.45 <= gender <= 0.55),
-            "goal_memorisation": bool(row["memorisation_ratio"] >= workflow.MIN_DISTANCE_RATIO)}
+            "goal_memorisation": bool(row["memorisation_ratio"] >= workflow.MIN_DISTANCE_RATIO
+                                      and row["membership_tpr"] <= 2 * workflow.MEMBERSHIP_FPR)}
 
 
 def write_json(path: Path | None, rows: list[dict], args: argparse.Namespace) -> None:
@@ -137,7 +140,8 @@ def write_json(path: Path | None, rows: list[dict], args: argparse.Namespace) ->
     dfi = table.dropna(subset=["dfi_transfer_frozen"]) if "dfi_transfer_frozen" in table else table.iloc[:0]
     frontier = [{k: r.get(k) for k in ("dataset", "method", "knob", "knob_value", "reid_max_recording",
                                        "reid_max_window", "release_threat_model", "har_wf1_released", "har_wf1_tstr",
-                                       "memorisation_ratio", "releasable", "chance")} for r in clean]
+                                       "memorisation_ratio", "membership_tpr", "releasable", "chance")}
+                for r in clean]
     payload = {"results": clean, "frontier": frontier,
                "dfi_transfer_frozen": float(dfi["dfi_transfer_frozen"].mean()) if len(dfi) else None,
                "dfi_transfer_retrained": float(dfi["dfi_transfer_retrained"].mean()) if len(dfi) else None,
@@ -177,7 +181,7 @@ def run_dataset(name: str, args: argparse.Namespace, done: list[dict]) -> tuple[
                "releasable": verdict["releasable"], "release_threat_model": verdict["threat_model"],
                "release_attacker": verdict["attacker"], "release_level": verdict["level"],
                **{k: verdict[k] for k in ("reid_max_recording", "reid_max_window", "reid_by_threat",
-                                          "memorisation_ratio")},
+                                          "memorisation_ratio", "membership_tpr")},
                "metadata_quantum_s": release.metadata_quantum_s, "published_runs": release.runs,
                "pseudonyms": release.pseudonyms,
                "har_min_recall_ratio_released": head.get("har_min_recall_ratio_released"),
@@ -206,7 +210,7 @@ def run_dataset(name: str, args: argparse.Namespace, done: list[dict]) -> tuple[
         log(f"{spec:12s} HAR {row['har_wf1_released']:.3f}/{row['har_wf1_real']:.3f} TSTR {row['har_wf1_tstr']:.3f}  "
             f"ReID max over threat models {row['reid_max_window']:.3f}/{row['reid_max_recording']:.3f} "
             f"(chance {row['chance']:.3f}; {verdict['threat_model']} {verdict['attacker']})  memorisation "
-            f"{row['memorisation_ratio']:.2f}  {'RELEASABLE' if row['releasable'] else 'refused'}  train {train_s:.0f} s  "
+            f"{row['memorisation_ratio']:.2f}  membership {row['membership_tpr']:.3f}  {'RELEASABLE' if row['releasable'] else 'refused'}  train {train_s:.0f} s  "
             f"{row['throughput_windows_per_s']:.0f} windows/s  [{time.perf_counter() - t0:.0f} s]"
             + (f"  DFI transfer {row['dfi_transfer_frozen']:.3f} frozen / {row['dfi_transfer_retrained']:.3f} independent"
                if row["dfi_transfer_frozen"] is not None else ""))
@@ -293,7 +297,7 @@ def main() -> None:
         print(f"\nAnonymisation benchmark on {platform.node()} ({os.cpu_count()} CPUs), seed {args.seed}")
         shown = ["dataset", "method", "releasable", "release_threat_model", "reid_max_window", "reid_max_recording",
                  "chance", "har_wf1_real", "har_wf1_released", "har_wf1_tstr", "har_min_recall_ratio_released",
-                 "har_min_recall_ratio_tstr", "gender_bacc", "memorisation_ratio", "throughput_windows_per_s",
+                 "har_min_recall_ratio_tstr", "gender_bacc", "memorisation_ratio", "membership_tpr", "throughput_windows_per_s",
                  "train_s", "goal"]
         print(table[[c for c in shown if c in table]].to_string(index=False))
         print("\nRe-identification by threat model (max over attackers and levels):")

@@ -9,7 +9,7 @@ import pytest
 
 from anonaudit import access, api
 from anonaudit.errors import DataError, ParameterError
-from anonaudit.evaluate.verdict import Check, release_verdict, reidentification_checks
+from anonaudit.evaluate.verdict import NOT_REIDENTIFICATION, Check, release_verdict, reidentification_checks
 from anonaudit.store import datasets as dataset_store
 from anonaudit.store import jobs as job_store
 from factories import import_imu_sample
@@ -83,8 +83,8 @@ def test_a_refused_release_is_withheld_until_a_steward_overrides_it_on_the_recor
     # the identity release copies its training windows: memorisation decides, and every threat model was measured
     assert result["release_threat_model"] == "memorisation" and "NOT releasable" in result["release_check"]
     verdict = json.loads(job_store.artifact_files(job["id"])["release_check.json"].read_text())
-    assert {c["threat"] for c in verdict["checks"]} == {"frozen", "linkage", "informed", "metadata", "memorisation"}
-    assert all(c["chance"] == pytest.approx(0.25) for c in verdict["checks"] if c["threat"] != "memorisation")
+    assert {c["threat"] for c in verdict["checks"]} == {"frozen", "linkage", "informed", "metadata", "memorisation", "membership"}
+    assert all(c["chance"] == pytest.approx(0.25) for c in verdict["checks"] if c["threat"] not in NOT_REIDENTIFICATION)
     assert not any(a["name"].startswith("release/") for a in job["artifacts"])
     assert not dataset_store.may_export("s-none")
     assert any("withheld" in log["message"] for log in job_store.job_logs(job["id"]))
@@ -128,7 +128,7 @@ def test_the_main_jobs_release_can_be_checked(db_url, tmp_path):
     check = api.run("release_check", {"dataset": "sample-released-noise-0.5", "threshold": 1.0, "attackers": ["knn"]})
     assert check["status"] == "succeeded", check["error"]
     verdict = json.loads(job_store.artifact_files(check["id"])["release_check.json"].read_text())
-    assert {c["threat"] for c in verdict["checks"]} == {"frozen", "linkage", "informed", "metadata", "memorisation"}
+    assert {c["threat"] for c in verdict["checks"]} == {"frozen", "linkage", "informed", "metadata", "memorisation", "membership"}
     # Gaussian noise leaves each released window near its source: memorisation refuses it, whatever the limit
     assert check["result"]["releasable"] is False and check["result"]["threat_model"] == "memorisation"
     assert not any(a["name"].startswith("release/") for a in check["artifacts"])

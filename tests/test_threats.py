@@ -1,4 +1,5 @@
-"""Threat models of issue 17: metadata linkage (and its defence) and memorisation (distance to closest record)."""
+"""Threat models of issue 17: metadata linkage (and its defence), memorisation (distance to closest record)
+and membership inference on the generator."""
 
 from dataclasses import replace
 
@@ -14,7 +15,7 @@ from anonaudit.data.dataset import SensorDataset, concat_recordings
 from anonaudit.data.windows import make_windows
 from anonaudit.errors import DataError, ParameterError
 from anonaudit.evaluate.linkage import coarsen_metadata, metadata_linkage, strip_padding
-from anonaudit.evaluate.memorisation import memorisation
+from anonaudit.evaluate.memorisation import membership, memorisation
 from anonaudit.evaluate.protocols import align_released
 
 from factories import tiny_dataset
@@ -245,6 +246,27 @@ def test_partial_copying_shows_in_the_close_share(windows):
     mixed = np.concatenate([fresh[:300], train[:100] + 0.01])
     result = memorisation(train, holdout, mixed, n_boot=0)
     assert result.close_share >= 0.25 and np.isnan(result.ci).all()  # no bootstrap, no interval
+
+
+def test_membership_inference_catches_a_generator_that_copies_a_tenth_of_its_training_windows(windows):
+    """The median distance barely moves when a tenth is copied; the attack at a 5 % false positive rate does."""
+    train, holdout, fresh = windows
+    groups = np.arange(len(train)) // 10  # ten windows per recording
+    mixed = np.concatenate([fresh[:360], train[:40] + 0.01])
+    assert memorisation(train, holdout, mixed, n_boot=0).passes()
+    attack = membership(train, holdout, mixed, train_groups=groups, holdout_groups=groups, n_boot=300)
+    assert attack.tpr >= 0.1 + 0.9 * 0.02 and not attack.passes() and attack.auc > 0.55
+    assert attack.ci[0] < attack.tpr < attack.ci[1] and attack.ci[0] > attack.fpr
+    fair = membership(train, holdout, fresh, train_groups=groups, holdout_groups=groups, n_boot=300)
+    assert fair.passes() and fair.ci[0] < fair.fpr < fair.ci[1] and abs(fair.auc - 0.5) < 0.05
+    assert membership(train, holdout, train + 0.01, n_boot=0).tpr == 1.0 and np.isnan(fair.ci).sum() == 0
+
+
+@pytest.mark.parametrize(("name", "value"), [("fpr", 0.0), ("fpr", 1.5), ("max_queries", 0), ("n_boot", -1)])
+def test_membership_parameters_are_checked_before_any_work(windows, name, value):
+    train, holdout, fresh = windows
+    with pytest.raises(ParameterError, match=name):
+        membership(train, holdout, fresh, **{name: value})
 
 
 def test_subsampling_is_seeded_and_sampled_copies_are_caught(windows):

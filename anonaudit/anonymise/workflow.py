@@ -29,7 +29,7 @@ from anonaudit.data.windows import Windows, make_windows
 from anonaudit.evaluate.attackers import Classifier, make_classifier
 from anonaudit.evaluate.informed import informed_attack
 from anonaudit.evaluate.linkage import ATTACKERS, coarsen_metadata, metadata_linkage
-from anonaudit.evaluate.memorisation import memorisation
+from anonaudit.evaluate.memorisation import membership, memorisation
 from anonaudit.evaluate.protocols import EvalConfig, EvalResult, ModelScore, align_released, evaluate, same_windows
 from anonaudit.evaluate.verdict import Check
 from anonaudit.progress import ProgressFn, null_progress, scaled
@@ -37,6 +37,8 @@ from anonaudit.progress import ProgressFn, null_progress, scaled
 QUANTA_S = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)  # recording-length quanta ``publish`` tries, in turn
 TRIAL_DRAWS = 5  # coarsenings a publication is judged on before it is chosen
 PSEUDONYMS = ("subject", "recording")  # pseudonym granularities ``plan_publication`` tries, in turn
+MEMBERSHIP_FPR = 0.05  # the membership attack's false positive rate: its chance; the limit is twice that
+MEMBERSHIP_ATTACKER = "distance to the closest released window"
 MIN_DISTANCE_RATIO = 0.95  # released windows at least this far (relative to held-out ones) from the training windows
 
 
@@ -261,10 +263,12 @@ def threats(real: SensorDataset, released: SensorDataset, linkage: dict[str, str
     * metadata: released recordings linked to the original ones by duration and activity sequence, one by one
       and through their pseudonyms (a pseudonym's set of recordings against each subject's);
     * memorisation: released training-recording windows against held-out real windows, by their
-      distance to the nearest training window.
+      distance to the nearest training window;
+    * membership inference: training against held-out real windows, by their distance to the
+      closest window anywhere in the release (what copying a few training windows gives away).
     ``released`` is the release as published (its metadata is what the linkage attacker sees);
     ``padding`` undoes its coarsened lengths for the signal judges.
-    Returns the informed attackers' scores (rows like the harness's) and the other two as checks.
+    Returns the informed attackers' scores (rows like the harness's) and the others as checks.
     """
     aligned = align_released(real, released, linkage, padding)
     transform = published(anonymiser, secrets.randbits(63), real)  # not the job seed: the attacker's own draws
@@ -276,7 +280,7 @@ def threats(real: SensorDataset, released: SensorDataset, linkage: dict[str, str
         checks.append(Check("metadata", attacker, "recording", meta.metric, meta.score,
                             *meta.ci.get(meta.metric, (float("nan"), float("nan"))), meta.chance, 2 * meta.chance,
                             meta.passes()))
-    progress(0.9, "memorisation")
+    progress(0.9, "memorisation and membership inference")
     split = real.recordings["recording"].map(assignment).to_numpy(dtype=object)[windows.recording]
     train, held_out = windows.subset(split == "train"), windows.subset(split == "test")
     released_train = same_windows(train, aligned)
@@ -284,5 +288,9 @@ def threats(real: SensorDataset, released: SensorDataset, linkage: dict[str, str
                        released_groups=train.recording, n_boot=cfg.n_boot, seed=cfg.seed)
     checks.append(Check("memorisation", "nearest training window", "window", "distance_ratio", mem.ratio, *mem.ci,
                         1.0, MIN_DISTANCE_RATIO, mem.passes(MIN_DISTANCE_RATIO)))
+    members = membership(train.X, held_out.X, same_windows(windows, aligned).X, train_groups=train.recording,
+                         holdout_groups=held_out.recording, fpr=MEMBERSHIP_FPR, n_boot=cfg.n_boot, seed=cfg.seed)
+    checks.append(Check("membership", MEMBERSHIP_ATTACKER, "window", "true_positive_rate", members.tpr,
+                        *members.ci, members.fpr, 2 * members.fpr, members.passes()))
     progress(1.0, "threat models measured")
     return informed, checks

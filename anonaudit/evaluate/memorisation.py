@@ -13,6 +13,14 @@ by its unit) and compared by Euclidean distance on the flattened window. The nea
 search is exact (scikit-learn's chunked brute force); query and reference sets are subsampled,
 seeded, to bound its cost. A copy is caught only if its source is among the sampled training
 windows, so ``max_reference`` should cover all training windows where time allows.
+
+The ratio of medians misses a generator that copies a minority of its training windows (a fifth
+copied leaves the median where it was). :func:`membership` is the attack that finds it, as an
+attacker would run it (GAN-Leaks' black-box attack, Chen et al. 2020; reported at a low false
+positive rate, Carlini et al. 2022): holding real windows of people, some used to fit the
+generator and some not, it calls a window a member when the release holds a window nearer to it
+than all but ``fpr`` of non-members have. Chance is ``fpr`` itself, and the limit twice that, as
+for re-identification.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import pairwise_distances_argmin_min
+from sklearn.metrics import pairwise_distances_argmin_min, roc_auc_score
 
 from anonaudit.errors import DataError, ParameterError
 from anonaudit.progress import ProgressFn, null_progress
@@ -86,17 +94,50 @@ def _subsample(n: int, most: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, most, replace=False)) if n > most else np.arange(n)
 
 
-def _bootstrap_medians(d: np.ndarray, groups: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Medians of ``d`` over ``n_boot`` resamples of whole groups with replacement (weighted medians).
+def _group_weights(groups: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, windows) counts of each window in ``n_boot`` resamples of whole groups with replacement.
 
     Windows of one recording are not independent, so groups, not windows, are the resampled unit
     (as in :func:`anonaudit.evaluate.metrics.classification_report`).
     """
     codes, inverse = np.unique(groups, return_inverse=True)
-    weights = rng.multinomial(len(codes), np.full(len(codes), 1 / len(codes)), size=n_boot)[:, inverse.reshape(-1)]
+    return rng.multinomial(len(codes), np.full(len(codes), 1 / len(codes)), size=n_boot)[:, inverse.reshape(-1)]
+
+
+def _weighted_quantiles(d: np.ndarray, weights: np.ndarray, q: float) -> np.ndarray:
+    """The ``q`` quantile of ``d`` under each row of ``weights``."""
     order = np.argsort(d)
     cumulative = np.cumsum(weights[:, order], axis=1)
-    return d[order][(cumulative >= cumulative[:, -1:] / 2).argmax(axis=1)]
+    return d[order][(cumulative >= cumulative[:, -1:] * q).argmax(axis=1)]
+
+
+def _bootstrap_medians(d: np.ndarray, groups: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Medians of ``d`` over ``n_boot`` resamples of whole groups (weighted medians)."""
+    return _weighted_quantiles(d, _group_weights(groups, n_boot, rng), 0.5)
+
+
+def _standardise(reference: np.ndarray):
+    """Flattens windows z-scored per channel with ``reference``'s statistics (a channel constant there
+    is compared in its own units)."""
+    mean = reference.mean(axis=(0, 1), dtype=np.float64)
+    std = reference.std(axis=(0, 1), dtype=np.float64)
+    scale = np.where(std > 0, std, 1.0)
+
+    def flat(X: np.ndarray, index: np.ndarray) -> np.ndarray:
+        return ((X[index] - mean) / scale).reshape(len(index), -1).astype(np.float32)
+
+    return flat
+
+
+def _check_counts(**counts: int) -> None:
+    for name, (value, least) in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ParameterError(name, f"must be a whole number >= {least}, got {value!r}")
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ParameterError(name, f"must be a fraction strictly between 0 and 1, got {value!r}")
 
 
 def memorisation(
@@ -120,12 +161,8 @@ def memorisation(
     ``*_groups`` (the recording or subject of each window) make the bootstrap resample whole
     groups; without them every window is its own group.
     """
-    for name, value, least in (("max_queries", max_queries, 1), ("max_reference", max_reference, 1),
-                               ("n_boot", n_boot, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ParameterError(name, f"must be a whole number >= {least}, got {value!r}")
-    if isinstance(close_quantile, bool) or not isinstance(close_quantile, (int, float)) or not 0 < close_quantile < 1:
-        raise ParameterError("close_quantile", f"must be a fraction strictly between 0 and 1, got {close_quantile!r}")
+    _check_counts(max_queries=(max_queries, 1), max_reference=(max_reference, 1), n_boot=(n_boot, 0))
+    _check_fraction("close_quantile", close_quantile)
     arrays = {"training windows": np.asarray(train), "held-out windows": np.asarray(holdout),
               "released windows": np.asarray(released)}
     _check_windows(arrays)
@@ -134,13 +171,7 @@ def memorisation(
     released_groups = _check_groups(released_groups, len(released), "released_groups")
 
     rng = np.random.default_rng(seed)
-    mean = train.mean(axis=(0, 1), dtype=np.float64)
-    std = train.std(axis=(0, 1), dtype=np.float64)
-    scale = np.where(std > 0, std, 1.0)  # a channel constant in training is compared in its own units
-
-    def flat(X: np.ndarray, index: np.ndarray) -> np.ndarray:
-        return ((X[index] - mean) / scale).reshape(len(index), -1).astype(np.float32)
-
+    flat = _standardise(train)
     reference = flat(train, _subsample(len(train), max_reference, rng))
     h_index = _subsample(len(holdout), max_queries, rng)
     r_index = _subsample(len(released), max_queries, rng)
@@ -173,3 +204,76 @@ def memorisation(
         n_holdout=len(h_index),
         n_released=len(r_index),
     )
+
+
+@dataclass(frozen=True)
+class MembershipResult:
+    """The distance attack on the generator's training set, at the false positive rate ``fpr``.
+
+    ``tpr`` is the share of training windows (members) called members, with a bootstrap 95 % ``ci``
+    (groups resampled on both sides); chance is ``fpr``. ``auc`` is the attack's area under the ROC
+    curve over every threshold (0.5 at chance). Counts are after subsampling.
+    """
+
+    tpr: float
+    ci: tuple[float, float]
+    fpr: float
+    auc: float
+    n_members: int
+    n_nonmembers: int
+    n_released: int
+
+    def passes(self, max_ratio: float = 2.0) -> bool:
+        """Whether the attack finds members at most ``max_ratio`` × as often as chance (``fpr``)."""
+        return self.tpr <= max_ratio * self.fpr
+
+
+def membership(
+    train: np.ndarray,
+    holdout: np.ndarray,
+    released: np.ndarray,
+    *,
+    train_groups: np.ndarray | None = None,
+    holdout_groups: np.ndarray | None = None,
+    fpr: float = 0.05,
+    max_queries: int = 2000,
+    max_reference: int = 20_000,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> MembershipResult:
+    """Membership inference on whatever produced ``released``: are ``train``'s windows nearer to it than ``holdout``'s?
+
+    Each real window's score is its distance to the closest released window (z-scored with the
+    release's own statistics: all the attacker holds); the threshold is the ``fpr`` quantile of the
+    non-members' distances. ``*_groups`` (recording or subject per window) make the bootstrap
+    resample whole groups. A release that copies training windows, even a few, puts members at
+    distance ~0 where no non-member is.
+    """
+    _check_counts(max_queries=(max_queries, 1), max_reference=(max_reference, 1), n_boot=(n_boot, 0))
+    _check_fraction("fpr", fpr)
+    arrays = {"training windows": np.asarray(train), "held-out windows": np.asarray(holdout),
+              "released windows": np.asarray(released)}
+    _check_windows(arrays)
+    train, holdout, released = arrays.values()
+    train_groups = _check_groups(train_groups, len(train), "train_groups")
+    holdout_groups = _check_groups(holdout_groups, len(holdout), "holdout_groups")
+
+    rng = np.random.default_rng(seed)
+    flat = _standardise(released)
+    reference = flat(released, _subsample(len(released), max_reference, rng))
+    m_index = _subsample(len(train), max_queries, rng)
+    n_index = _subsample(len(holdout), max_queries, rng)
+    d_member = pairwise_distances_argmin_min(flat(train, m_index), reference)[1]
+    d_non = pairwise_distances_argmin_min(flat(holdout, n_index), reference)[1]
+
+    threshold = np.quantile(d_non, fpr)
+    tpr = float(np.mean(d_member < threshold))
+    auc = float(roc_auc_score(np.r_[np.ones(len(d_member)), np.zeros(len(d_non))], -np.r_[d_member, d_non]))
+    ci = (math.nan, math.nan)
+    if n_boot > 0:
+        thresholds = _weighted_quantiles(d_non, _group_weights(holdout_groups[n_index], n_boot, rng), fpr)
+        weights = _group_weights(train_groups[m_index], n_boot, rng)
+        boot = (weights * (d_member[None, :] < thresholds[:, None])).sum(axis=1) / weights.sum(axis=1)
+        ci = (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)))
+    return MembershipResult(tpr=tpr, ci=ci, fpr=float(fpr), auc=auc, n_members=len(m_index),
+                            n_nonmembers=len(n_index), n_released=len(reference))

@@ -5,8 +5,8 @@ subject's share: on a dataset where one subject holds a quarter of the recording
 twice the majority share lets an attacker at 3× uniform chance pass. Each attack counts with the
 larger of its accuracy and its balanced accuracy (a skewed test set cannot hide a strong attacker
 behind either), at window and at recording level, and the verdict names the threat model,
-attacker and level that decided it. Other checks (memorisation, metadata linkage) are added as
-:class:`Check` rows and can refuse a release on their own.
+attacker and level that decided it. Other checks (metadata linkage, memorisation, membership
+inference) are added as :class:`Check` rows and can refuse a release on their own.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pandas as pd
 from anonaudit.errors import DataError, ParameterError
 
 THREAT_BY_TRAIN_DATA = {"real": "frozen", "released (retrained)": "linkage", "informed": "informed"}
+NOT_REIDENTIFICATION = ("memorisation", "membership")  # checks whose figure is not a re-identification rate
 
 
 def threat_model(train_data: str) -> str:
@@ -36,7 +37,7 @@ def normalised_risk(value: float, chance: float) -> float:
 class Check:
     """One attack (or one other test) on the release, with its figure against the limit."""
 
-    threat: str  # frozen | linkage | informed | metadata | memorisation …
+    threat: str  # frozen | linkage | informed | metadata | memorisation | membership
     attacker: str
     level: str  # window | recording | —
     metric: str
@@ -56,6 +57,10 @@ class Check:
             return (f"memorisation: released windows lie {self.value:.2f}× as far from the training windows as "
                     f"held-out real windows do (95 % CI {self.ci_low:.2f}–{self.ci_high:.2f}; the limit is "
                     f"≥ {self.limit:.2f})")
+        if self.threat == "membership":
+            return (f"membership inference on the generator: {self.attacker} calls {self.value:.1%} of its training "
+                    f"windows members (95 % CI {self.ci_low:.1%}–{self.ci_high:.1%}) at a {self.chance:.0%} false "
+                    f"positive rate, which is chance; the limit is {self.limit:.0%}")
         return (f"{self.threat} threat model, {self.attacker} at {self.level} level: {self.metric.replace('_', ' ')} "
                 f"{self.value:.1%} (95 % CI {self.ci_low:.1%}–{self.ci_high:.1%}; uniform chance {self.chance:.1%}, "
                 f"risk {self.risk:+.2f}); the limit is {self.limit:.1%}")
@@ -75,14 +80,15 @@ class Verdict:
     def strongest(self, level: str | None = None, threat: str | None = None) -> float:
         """The largest re-identification over every threat model and attacker (optionally one level or threat
         model): the release's privacy figure. NaN where nothing of the kind was measured."""
-        values = [c.value for c in self.checks if c.threat != "memorisation"
+        values = [c.value for c in self.checks if c.threat not in NOT_REIDENTIFICATION
                   and level in (None, c.level) and threat in (None, c.threat)]
         return max(values) if values else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         best = self.decided_by
-        threats = sorted({c.threat for c in self.checks if c.threat != "memorisation"})
+        threats = sorted({c.threat for c in self.checks if c.threat not in NOT_REIDENTIFICATION})
         memorised = [c.value for c in self.checks if c.threat == "memorisation"]
+        members = [c.value for c in self.checks if c.threat == "membership"]
         return {"releasable": self.releasable, "reason": self.reason, "threat_model": best.threat,
                 "attacker": best.attacker, "level": best.level, "metric": best.metric,
                 "reid_value": round(best.value, 4), "chance": round(best.chance, 4), "threshold": round(best.limit, 4),
@@ -90,6 +96,7 @@ class Verdict:
                 "reid_max_window": round(self.strongest("window"), 4),
                 "reid_by_threat": {t: round(self.strongest(threat=t), 4) for t in threats},
                 "memorisation_ratio": round(memorised[0], 4) if memorised else None,
+                "membership_tpr": round(members[0], 4) if members else None,
                 "checks": [asdict(c) | {"risk": round(c.risk, 4)} for c in self.checks]}
 
 
@@ -117,6 +124,6 @@ def release_verdict(checks: Sequence[Check]) -> Verdict:
     if not checks:
         raise DataError("no attack could be measured on this release, so nothing says it is safe to release")
     failing = [c for c in checks if not c.passes]
-    reid = [c for c in checks if c.threat != "memorisation"] or list(checks)
+    reid = [c for c in checks if c.threat not in NOT_REIDENTIFICATION] or list(checks)
     decided = max(failing or reid, key=lambda c: (c.risk if c.threat != "memorisation" else 1.0 - c.value / c.limit))
     return Verdict(not failing, decided, list(checks))

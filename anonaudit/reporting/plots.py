@@ -107,14 +107,16 @@ def privacy_utility(points: pd.DataFrame, chance_x: float, chance_y: float, x: s
 THREATS = ("frozen", "linkage", "informed", "metadata")  # the re-identification threat models, in plot order
 
 
-def frontier(table: pd.DataFrame, chance: float, min_distance_ratio: float) -> bytes:
+def frontier(table: pd.DataFrame, chance: float, min_distance_ratio: float, membership_fpr: float) -> bytes:
     """One panel per threat model: each swept point's re-identification (recording level, strongest attacker)
     against its utility (HAR trained on the release, on real unseen subjects), passing points filled, the raw
-    data as a star, uniform chance and the release limit (2× chance) as lines; a last panel puts the
-    memorisation ratio beside its limit, which refuses a release on its own."""
+    data as a star, uniform chance and the release limit (2× chance) as lines; the last panels put the
+    memorisation ratio and the membership attack's hit rate beside their limits, each of which refuses a
+    release on its own."""
     panels = [t for t in THREATS if f"release_reid_{t}" in table and table[f"release_reid_{t}"].notna().any()]
     memorised = "release_memorisation_ratio" in table and table["release_memorisation_ratio"].notna().any()
-    n = len(panels) + memorised
+    members = "release_membership_tpr" in table and table["release_membership_tpr"].notna().any()
+    n = len(panels) + memorised + members
     fig, axes = plt.subplots(1, max(1, n), figsize=(3.0 * max(1, n), 3.4), sharey=True, squeeze=False)
     labels = [f"{m}" + (f" {k}={v:g}" if isinstance(k, str) and pd.notna(v) else "")
               for m, k, v in zip(table["method"], table["knob"], table["value"])]
@@ -150,6 +152,16 @@ def frontier(table: pd.DataFrame, chance: float, min_distance_ratio: float) -> b
         ax.set_xlim(min(0.5, float(ratio.min()) - 0.05), max(1.5, float(ratio.max()) + 0.05))
         ax.set_title("memorisation", fontsize=9)
         ax.set_xlabel("distance to training ÷ held-out's", fontsize=8)
+    if members:
+        ax = axes[0][len(panels) + memorised]
+        hits = table["release_membership_tpr"]
+        points(ax, hits)
+        ax.axvline(membership_fpr, ls="--", c="grey", lw=0.8)
+        ax.axvline(2 * membership_fpr, ls="-", c="red", lw=0.8)
+        ax.text(2 * membership_fpr, 0.03, " limit", fontsize=7, color="red")
+        ax.set_xlim(0, max(0.25, 1.2 * float(hits.max())))
+        ax.set_title("membership inference", fontsize=9)
+        ax.set_xlabel(f"members found at {membership_fpr:.0%} false positives", fontsize=8)
     axes[0][0].set_ylim(0, 1.02)
     axes[0][0].set_ylabel("HAR F1, trained on release (TSTR)", fontsize=8)
     handles, names = axes[0][0].get_legend_handles_labels()  # the first panel has the raw-data star too

@@ -20,8 +20,9 @@ st.set_page_config(page_title="anonaudit · anonymise", layout="wide")
 st.title("Anonymise and release")
 st.caption("Activity-conditioned synthesis (every recording a fresh draw from a model of its activities: none "
            "of its source's signal), same-activity donor mixing (every window a blend of k random subjects' windows), GAN (Anon_AG, Anon_AcG), identity transfer (Anon_DFI) and baselines. Releases carry random pseudonyms; "
-           "the linkage stays private to this store. A release is judged under five threat models (frozen, "
-           "retrained, informed, metadata linkage, memorisation) and exported only if it passes, or on a "
+           "the linkage stays private to this store. A release is judged under six threat models (frozen, "
+           "retrained, informed, metadata linkage, memorisation, membership inference) and exported only if "
+           "it passes, or on a "
            "steward's recorded override.")
 
 datasets = dataset_store.list_datasets()

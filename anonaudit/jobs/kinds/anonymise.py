@@ -157,7 +157,8 @@ def enforce(ctx: JobContext, verdict: dict[str, Any], released: SensorDataset, o
     return {"releasable": verdict["releasable"], "release_check": verdict["reason"],
             "release_threat_model": verdict["threat_model"], "release_attacker": verdict["attacker"],
             "release_withheld": not (verdict["releasable"] and export),
-            **{f"release_{k}": verdict[k] for k in ("reid_max_recording", "reid_max_window", "memorisation_ratio")},
+            **{f"release_{k}": verdict[k] for k in ("reid_max_recording", "reid_max_window", "memorisation_ratio",
+                                                       "membership_tpr")},
             **{f"release_reid_{threat}": value for threat, value in verdict["reid_by_threat"].items()}}
 
 

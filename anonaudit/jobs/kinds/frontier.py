@@ -34,7 +34,8 @@ from anonaudit.reporting import plots
 # what a frontier row shows of each point, from the point's anonymise result
 ROW_KEYS = ("released", "releasable", "release_threat_model", "release_attacker", "release_reid_max_recording",
             "release_reid_max_window", *(f"release_reid_{t}" for t in plots.THREATS), "release_memorisation_ratio",
-            "metadata_quantum_s", "published_runs", "pseudonyms", "reid_real_recording_acc", "har_wf1_real", "har_wf1_released", "har_wf1_tstr",
+            "release_membership_tpr", "metadata_quantum_s", "published_runs", "pseudonyms", "reid_real_recording_acc",
+            "har_wf1_real", "har_wf1_released", "har_wf1_tstr",
             "har_min_recall_ratio_released", "har_min_recall_ratio_tstr", "gender_bacc", "reid_chance",
             "throughput_windows_per_s")
 
@@ -126,7 +127,8 @@ def sweep(ctx: JobContext, p: FrontierParams, real: SensorDataset, progress: Pro
     table = pd.DataFrame(rows)
     ctx.write_dataframe(f"{prefix}frontier", table, formats=("csv",))
     chance = float(table["reid_chance"].dropna().min()) if table["reid_chance"].notna().any() else math.nan
-    ctx.write_bytes(f"{prefix}frontier.png", plots.frontier(table, chance, workflow.MIN_DISTANCE_RATIO))
+    ctx.write_bytes(f"{prefix}frontier.png",
+                    plots.frontier(table, chance, workflow.MIN_DISTANCE_RATIO, workflow.MEMBERSHIP_FPR))
     return _decide(ctx, table, real, prefix)
 
 
