@@ -129,7 +129,22 @@ def _standardise(reference: np.ndarray):
     return flat
 
 
-def _check_counts(**counts: int) -> None:
+def _window_sets(train: np.ndarray, holdout: np.ndarray, released: np.ndarray, max_queries: int, max_reference: int,
+                 n_boot: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three window sets as arrays, and the sampling parameters, checked before any distance is computed."""
+    _check_counts(max_queries=(max_queries, 1), max_reference=(max_reference, 1), n_boot=(n_boot, 0))
+    arrays = {"training windows": np.asarray(train), "held-out windows": np.asarray(holdout),
+              "released windows": np.asarray(released)}
+    _check_windows(arrays)
+    return tuple(arrays.values())
+
+
+def _closest(queries: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each query's Euclidean distance to its nearest reference row (exact, chunked)."""
+    return pairwise_distances_argmin_min(queries, reference)[1]
+
+
+def _check_counts(**counts: tuple[int, int]) -> None:
     for name, (value, least) in counts.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ParameterError(name, f"must be a whole number >= {least}, got {value!r}")
@@ -161,12 +176,8 @@ def memorisation(
     ``*_groups`` (the recording or subject of each window) make the bootstrap resample whole
     groups; without them every window is its own group.
     """
-    _check_counts(max_queries=(max_queries, 1), max_reference=(max_reference, 1), n_boot=(n_boot, 0))
     _check_fraction("close_quantile", close_quantile)
-    arrays = {"training windows": np.asarray(train), "held-out windows": np.asarray(holdout),
-              "released windows": np.asarray(released)}
-    _check_windows(arrays)
-    train, holdout, released = arrays.values()
+    train, holdout, released = _window_sets(train, holdout, released, max_queries, max_reference, n_boot)
     holdout_groups = _check_groups(holdout_groups, len(holdout), "holdout_groups")
     released_groups = _check_groups(released_groups, len(released), "released_groups")
 
@@ -175,9 +186,9 @@ def memorisation(
     reference = flat(train, _subsample(len(train), max_reference, rng))
     h_index = _subsample(len(holdout), max_queries, rng)
     r_index = _subsample(len(released), max_queries, rng)
-    d_holdout = pairwise_distances_argmin_min(flat(holdout, h_index), reference)[1]
+    d_holdout = _closest(flat(holdout, h_index), reference)
     progress(0.5, "held-out windows: distance to the closest training window")
-    d_released = pairwise_distances_argmin_min(flat(released, r_index), reference)[1]
+    d_released = _closest(flat(released, r_index), reference)
     progress(0.9, "released windows: distance to the closest training window")
 
     median_holdout, median_released = float(np.median(d_holdout)), float(np.median(d_released))
@@ -249,12 +260,8 @@ def membership(
     resample whole groups. A release that copies training windows, even a few, puts members at
     distance ~0 where no non-member is.
     """
-    _check_counts(max_queries=(max_queries, 1), max_reference=(max_reference, 1), n_boot=(n_boot, 0))
     _check_fraction("fpr", fpr)
-    arrays = {"training windows": np.asarray(train), "held-out windows": np.asarray(holdout),
-              "released windows": np.asarray(released)}
-    _check_windows(arrays)
-    train, holdout, released = arrays.values()
+    train, holdout, released = _window_sets(train, holdout, released, max_queries, max_reference, n_boot)
     train_groups = _check_groups(train_groups, len(train), "train_groups")
     holdout_groups = _check_groups(holdout_groups, len(holdout), "holdout_groups")
 
@@ -263,8 +270,7 @@ def membership(
     reference = flat(released, _subsample(len(released), max_reference, rng))
     m_index = _subsample(len(train), max_queries, rng)
     n_index = _subsample(len(holdout), max_queries, rng)
-    d_member = pairwise_distances_argmin_min(flat(train, m_index), reference)[1]
-    d_non = pairwise_distances_argmin_min(flat(holdout, n_index), reference)[1]
+    d_member, d_non = _closest(flat(train, m_index), reference), _closest(flat(holdout, n_index), reference)
 
     threshold = np.quantile(d_non, fpr)
     tpr = float(np.mean(d_member < threshold))
