@@ -207,9 +207,10 @@ def plan_publication(real: SensorDataset, quantum_s: float | None, jitter_s: flo
     quantum of ``QUANTA_S`` that is not below a quarter of the shortest recording (``quantum_s``:
     0 keeps exact lengths, a positive value always rounds to it); at each, one pseudonym per
     person, then one per recording. Padding distorts every use of the data, separate pseudonyms
-    only analyses per person, so a smaller quantum is preferred to shared pseudonyms. If none passes, the coarsest is returned and the release
-    check refuses what it publishes. ``seed`` draws the trial coarsening and breaks ties; the
-    published draws come from the operating system.
+    only analyses per person, so a smaller quantum is preferred to shared pseudonyms. If none
+    passes, the coarsest is returned and the release check refuses what it publishes. ``seed``
+    draws the trial coarsening and breaks ties; the published draws come from the operating
+    system.
     """
     last = None
     labelled = bool((real.labels >= 0).any())  # without labels there are no activity runs to cut

@@ -42,9 +42,10 @@ with st.form("anonymise"):
     gan_epochs = st.number_input("GAN epochs", value=8, min_value=1, step=1)
     window_s = st.number_input("Window (s)", value=2.56, min_value=0.1)
     quantum = st.text_input("Round published recording lengths up to (s)",
-                            help="Empty: only where exact lengths and label timing would link released "
-                                 "recordings to the original ones, to the smallest quantum that stops the "
-                                 "linkage attacker (measured); 0: publish exact lengths.")
+                            help="Empty: planned from the metadata, with the grain (whole recordings or "
+                                 "activity runs) and the pseudonyms (per person or per recording): the least "
+                                 "coarse publication that stops both metadata-linkage attackers (measured). "
+                                 "A number rounds to it (0: exact lengths); grain and pseudonyms are still planned.")
     go = st.form_submit_button("Queue anonymisation", type="primary")
 if go:
     try:
