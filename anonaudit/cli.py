@@ -141,7 +141,7 @@ def evaluate_cmd(
 @app.command("anonymise")
 def anonymise_cmd(
     dataset: Annotated[str, typer.Argument(help="Registered dataset (name or id) to anonymise.")],
-    method: Annotated[str, typer.Option(help="synth (activity-conditioned synthesis), donor (same-activity donor mixing), none, ae, noise, aae, anon_ag, anon_acg, anon_dfi.")] = "synth",
+    method: Annotated[str, typer.Option(help="synth (activity-conditioned synthesis), dp_synth (the same with subject-level DP), donor (same-activity donor mixing), none, ae, noise, aae, anon_ag, anon_acg, anon_dfi.")] = "synth",
     name: Annotated[Optional[str], typer.Option(help="Name of the released dataset (default DATASET-METHOD).")] = None,
     target: Annotated[Optional[str], typer.Option(help="anon_dfi: subject id every recording is transferred to (default: a random other subject per recording).")] = None,
     model: Annotated[Optional[Path], typer.Option(help="A trained anonymiser (private/anonymiser.pt of an earlier job) instead of training one.")] = None,
@@ -150,6 +150,7 @@ def anonymise_cmd(
     m: Annotated[float, typer.Option(help="Eq. 1 weight m of the ReID term (b = 1 − m).")] = 0.9,
     noise_sigma: Annotated[float, typer.Option(help="method noise: standard deviations of added noise.")] = 0.5,
     k: Annotated[int, typer.Option(help="method donor: other subjects (same activity) blended into every window, >= 2.")] = 4,
+    epsilon: Annotated[float, typer.Option(help="method dp_synth: subject-level ε of the fitted model (δ = 1/(10·subjects)).")] = 10.0,
     metadata_quantum_s: Annotated[Optional[float], typer.Option(help="Round published recording lengths up to a multiple of this many seconds (and jitter change points); default: only where exact lengths would link recordings to the original, to the smallest quantum (1–120 s) that stops the linkage attacker; 0: never.")] = None,
     window_s: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.56,
     stride_s: Annotated[float, typer.Option(help="Window stride in seconds (training and evaluation).")] = 1.28,
@@ -162,7 +163,7 @@ def anonymise_cmd(
     """Train an anonymiser, release the dataset under pseudonyms (Parquet + CSV), and judge the release."""
     params = {"dataset": dataset, "method": method, "name": name, "target": target,
               "model": str(model) if model else None, "gan_epochs": gan_epochs, "ae_epochs": ae_epochs, "m": m,
-              "noise_sigma": noise_sigma, "k": k, "metadata_quantum_s": metadata_quantum_s, "window_s": window_s, "stride_s": stride_s, "resample_hz": resample_hz,
+              "noise_sigma": noise_sigma, "k": k, "epsilon": epsilon, "metadata_quantum_s": metadata_quantum_s, "window_s": window_s, "stride_s": stride_s, "resample_hz": resample_hz,
               "evaluate": evaluate, "replace": replace}
     job = _run_or_queue("anonymise", params, seed, queue)
     if job.get("status") == "succeeded":
@@ -182,8 +183,8 @@ def _say_release(job_id: int, name: str, withheld: bool) -> None:
 @app.command("frontier")
 def frontier_cmd(
     dataset: Annotated[str, typer.Argument(help="Registered dataset (name or id) to anonymise.")],
-    method: Annotated[Optional[list[str]], typer.Option(help="Method to sweep (repeat; default synth and donor): synth, donor, noise, none, ae, aae, anon_ag, anon_acg, anon_dfi.")] = None,
-    knob_value: Annotated[Optional[list[float]], typer.Option(help="Values of the knob (repeat; one method only; default: the method's own grid, donor k = 4, 8 (those the data allows); noise σ = 0.25, 0.5, 1).")] = None,
+    method: Annotated[Optional[list[str]], typer.Option(help="Method to sweep (repeat; default synth and donor): synth, dp_synth, donor, noise, none, ae, aae, anon_ag, anon_acg, anon_dfi.")] = None,
+    knob_value: Annotated[Optional[list[float]], typer.Option(help="Values of the knob (repeat; one method only; default: the method's own grid, donor k = 4, 8 (those the data allows); noise σ = 0.25, 0.5, 1; dp_synth ε = 10, 100, 1000).")] = None,
     name: Annotated[Optional[str], typer.Option(help="Stem of the released datasets' names (default DATASET).")] = None,
     window_s: Annotated[float, typer.Option(help="Window length in seconds.")] = 2.56,
     stride_s: Annotated[float, typer.Option(help="Window stride in seconds (training and evaluation).")] = 1.28,

@@ -235,7 +235,8 @@ def privacy_utility_table(jobs: list[dict[str, Any]], releasable: dict[str, bool
     Privacy is the strongest attack at recording level over every threat model (the release
     check's figure), falling back, for jobs that measured less, to the strongest retrained
     attacker and then to the frozen network. A frontier (or the main job's release stage)
-    contributes every point it judged, from its frontier table.
+    contributes every point it judged, from its frontier table. The DP ε is what a method fitted
+    with differential privacy spent (empty for the others).
     """
     rows = []
     for job in jobs:
@@ -247,7 +248,7 @@ def privacy_utility_table(jobs: list[dict[str, Any]], releasable: dict[str, bool
                 rows.append({"job": job["id"], "method": point["method"] + knob, "release": point["released"],
                              "re-identification": point["release_reid_max_recording"],
                              "HAR weighted F1": point["har_wf1_released"], "HAR F1 (original)": point["har_wf1_real"],
-                             "re-id chance": point["reid_chance"],
+                             "re-id chance": point["reid_chance"], "DP ε (per subject)": point.get("epsilon"),
                              "releasable": {True: "yes", False: "NO"}.get(releasable.get(point["released"]),
                                                                           "not checked")})
             continue
@@ -260,6 +261,7 @@ def privacy_utility_table(jobs: list[dict[str, Any]], releasable: dict[str, bool
         rows.append({"job": job["id"], "method": result.get(prefix + "method"), "release": name,
                      "re-identification": privacy, "HAR weighted F1": values[UTILITY_KEY],
                      "HAR F1 (original)": values["har_wf1_real"], "re-id chance": values["reid_chance"],
+                     "DP ε (per subject)": result.get(prefix + "epsilon"),
                      "releasable": {True: "yes", False: "NO", None: "not checked"}[releasable.get(name)]})
     frame = pd.DataFrame(rows)
     if not frame.empty:

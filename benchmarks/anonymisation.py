@@ -22,7 +22,9 @@ to ``metadata_quantum_s``) and judged under every threat model, as the release c
 * ``har_wf1_tstr``: HAR trained on released windows, scored on real windows of unseen subjects;
   ``har_min_recall_ratio_released`` / ``..._tstr``: the worst activity's recall as a share of its
   real recall (real-trained on released; released-trained on real).
-* ``frontier``: one point per swept knob value (``method@value``: noise σ, donor k; ``synth`` has no knob).
+* ``epsilon`` / ``delta``: what a method fitted with subject-level differential privacy spent (``dp_synth``:
+  the RDP accountant's ε for the noise it used; the knob is its target); empty for the others.
+* ``frontier``: one point per swept knob value (``method@value``: noise σ, donor k, dp_synth ε; ``synth`` has no knob).
 
 * ``har_wf1_real`` / ``har_wf1_released``: HAR (``--har-model``) trained on real windows of training
   subjects, scored on unseen subjects' real and released windows (the papers' frozen protocol).
@@ -64,7 +66,7 @@ import numpy as np
 import pandas as pd
 
 from anonaudit.anonymise import workflow
-from anonaudit.anonymise.config import AnonymiserConfig
+from anonaudit.anonymise.config import KNOBS, AnonymiserConfig
 from anonaudit.anonymise.release import anonymise_dataset
 from anonaudit.data.dataset import SensorDataset
 from anonaudit.data.loaders import load_dataset
@@ -77,8 +79,7 @@ from anonaudit.reporting import plots
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ["none", "ae", "noise@0.25", "noise@0.5", "noise@1.0", "aae", "anon_ag", "anon_acg", "anon_dfi",
-           "donor@2", "donor@4", "donor@8", "synth"]
-KNOB = {"noise": "noise_sigma", "donor": "k"}  # the privacy knob a spec's "@value" sets
+           "donor@2", "donor@4", "donor@8", "synth", "dp_synth@10", "dp_synth@100", "dp_synth@1000"]
 
 
 def hapt(root: Path) -> tuple[SensorDataset, dict[str, str], tuple[float, float]]:
@@ -107,9 +108,10 @@ DATASETS = {"hapt": hapt, "sisfall": sisfall, "utd_skeleton": utd_skeleton}
 
 
 def method_config(spec: str, args: argparse.Namespace) -> AnonymiserConfig:
-    """``method`` or ``method@knob`` (noise: σ, donor: k)."""
+    """``method`` or ``method@knob`` (the method's privacy knob, ``config.KNOBS``: noise σ, donor k, dp_synth ε)."""
     method, _, level = spec.partition("@")
-    knob = {KNOB[method]: type(getattr(AnonymiserConfig(), KNOB[method]))(float(level))} if level else {}
+    name = KNOBS[method][0]
+    knob = {name: type(getattr(AnonymiserConfig(), name))(float(level))} if level and name else {}
     return AnonymiserConfig(method=method, ae_epochs=args.ae_epochs, epochs=args.gan_epochs, seed=args.seed, **knob)
 
 
@@ -138,7 +140,7 @@ def write_json(path: Path | None, rows: list[dict], args: argparse.Namespace) ->
     table = pd.DataFrame(rows)
     clean = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()} for r in rows]
     dfi = table.dropna(subset=["dfi_transfer_frozen"]) if "dfi_transfer_frozen" in table else table.iloc[:0]
-    frontier = [{k: r.get(k) for k in ("dataset", "method", "knob", "knob_value", "reid_max_recording",
+    frontier = [{k: r.get(k) for k in ("dataset", "method", "knob", "knob_value", "epsilon", "reid_max_recording",
                                        "reid_max_window", "release_threat_model", "har_wf1_released", "har_wf1_tstr",
                                        "memorisation_ratio", "membership_tpr", "releasable", "chance")}
                 for r in clean]
@@ -177,7 +179,9 @@ def run_dataset(name: str, args: argparse.Namespace, done: list[dict]) -> tuple[
         verdict = check_verdict(result, None, len(ds.subjects), checks)
         head = headline(result)
         method, _, level = spec.partition("@")
-        row = {"dataset": name, "method": spec, "knob": KNOB.get(method), "knob_value": float(level) if level else None,
+        row = {"dataset": name, "method": spec, "knob": KNOBS[method][0], "knob_value": float(level) if level else None,
+               "epsilon": anonymiser.privacy_.epsilon if anonymiser.privacy_ else None,
+               "delta": anonymiser.privacy_.delta if anonymiser.privacy_ else None,
                "releasable": verdict["releasable"], "release_threat_model": verdict["threat_model"],
                "release_attacker": verdict["attacker"], "release_level": verdict["level"],
                **{k: verdict[k] for k in ("reid_max_recording", "reid_max_window", "reid_by_threat",

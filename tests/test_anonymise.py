@@ -128,6 +128,26 @@ def test_gan_loss_lowers_true_subject_probability(windows, sample, reid):
     assert p[-1] < p[0] - 0.02, p  # Eq. 1 drives p_ReID(true subject) down
 
 
+def test_acg_releases_every_recording_under_another_subjects_code_never_its_own(windows, sample, reid):
+    anon = _fit(windows, sample, reid, method="anon_acg", epochs=1)
+    assert not anon.uses_subject and anon.draws_targets
+    with pytest.raises(ParameterError, match="target"):
+        anon.transform(windows.X[:4], windows.subject[:4])
+    seen, forward = [], anon.noise_.forward
+    anon.noise_.forward = lambda z, cond: seen.append(cond.clone()) or forward(z, cond)
+    anonymise_dataset(sample, anon, name="acg", seed=1)
+    codes = torch.cat(seen).numpy()
+    owners = anon.subject_codes(sample.recordings["subject"])
+    # the tiles go recording by recording, ceil(length / half window) - 1 of them (at least one) per recording
+    half = anon.geometry_.length // 2
+    tiles = np.maximum(1, -(-sample.recordings["length"].to_numpy() // half) - 1)
+    assert len(codes) == tiles.sum()
+    assert not (codes == np.repeat(owners, tiles)).any()  # never the true subject's embedding
+    per_recording = np.split(codes, np.cumsum(tiles)[:-1])
+    assert all(len(np.unique(c)) == 1 for c in per_recording)  # one target per recording
+    assert len(np.unique([c[0] for c in per_recording])) > 1
+
+
 def test_dfi_loss_raises_target_probability(windows, sample, reid):
     anon = _fit(windows, sample, reid, method="anon_dfi", epochs=5)
     p = [row["reid_p"] for row in anon.history_.main]

@@ -281,19 +281,24 @@ def test_anonymise_page_queues_jobs_and_rejects_bad_thresholds(db_url, tmp_path)
     assert any("overridden by steward (app)" in w.value for w in at.warning)
 
 
-def _judged(method: str, reid: float, f1: float) -> None:
+def _judged(method: str, reid: float, f1: float, **extra: float) -> None:
     """A finished anonymise job with the headline figures a real one records."""
     job = job_store.start_job("anonymise", {"dataset": "s", "method": method}, "test", 60)
     job_store.finish_job(job.id, "test", result={"released": f"s-{method}", "method": method, "reid_chance": 0.25,
-                                                 "reid_retrained_recording_acc": reid, "har_wf1_released": f1})
+                                                 "reid_retrained_recording_acc": reid, "har_wf1_released": f1,
+                                                 **extra})
 
 
 def test_anonymise_page_privacy_utility_frontier(db_url, tmp_path):
     _sample_in_store(tmp_path)
     for method, reid, f1 in [("none", 0.9, 0.9), ("noise", 0.5, 0.4), ("ae", 0.6, 0.8), ("anon_acg", 0.3, 0.7)]:
         _judged(method, reid, f1)
+    _judged("dp_synth", 0.2, 0.3, epsilon=12.5)
     at = _page("2_Anonymise.py")
     table = next(d.value for d in at.dataframe if "on frontier" in d.value)
     on = dict(zip(table["method"], table["on frontier"]))
-    assert on == {"anon_acg": True, "noise": False, "ae": True, "none": True}  # noise: worse than anon_acg on both
+    # noise: worse than anon_acg on both
+    assert on == {"anon_acg": True, "noise": False, "ae": True, "none": True, "dp_synth": True}
+    spent = dict(zip(table["method"], table["DP ε (per subject)"]))
+    assert spent["dp_synth"] == 12.5 and pd.isna(spent["anon_acg"])
     assert at.get("vega_lite_chart")

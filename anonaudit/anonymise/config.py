@@ -8,8 +8,8 @@ from anonaudit.errors import ParameterError
 
 GAN_METHODS = ("anon_ag", "anon_acg", "anon_dfi")  # gan.py
 # baselines.py: none, noise; autoencoders.py: ae, aae; donor.py: same-activity donor mixing;
-# synth.py: activity-conditioned synthesis
-METHODS = ("none", "ae", "noise", "aae", *GAN_METHODS, "donor", "synth")
+# synth.py: activity-conditioned synthesis; dpsynth.py: the same with subject-level differential privacy
+METHODS = ("none", "ae", "noise", "aae", *GAN_METHODS, "donor", "synth", "dp_synth")
 # What a frontier (and the main job's release stage) sweeps unless told otherwise: the methods whose privacy
 # holds by construction (neither depends on whose recording a window replaces), synthesis first.
 DEFAULT_FRONTIER = ("synth", "donor")
@@ -18,8 +18,9 @@ KNOBS: dict[str, tuple[str | None, tuple[float, ...]]] = {
     "none": (None, ()), "ae": (None, ()), "noise": ("noise_sigma", (0.25, 0.5, 1.0)),
     "aae": ("aae_identity_weight", (1.0,)), "anon_ag": ("m", (0.9,)), "anon_acg": ("m", (0.9,)),
     "anon_dfi": ("dfi_cycle_weight", (1.0,)), "donor": ("k", (4, 8)),
-    "synth": (None, ()),
+    "synth": (None, ()), "dp_synth": ("epsilon", (10.0, 100.0, 1000.0)),
 }
+MAX_EPSILON = 1e4  # beyond it the accountant's noise search underflows, and nothing is protected anyway
 
 
 @dataclass
@@ -44,6 +45,7 @@ class AnonymiserConfig:
     aae_activity_weight: float = 1.0
     patience: int = 4
     k: int = 4  # donor: other subjects blended into every window
+    epsilon: float = 10.0  # dp_synth: subject-level ε of the fitted model (δ = 1 / (10 · subjects))
     seed: int = 0
 
     @property
@@ -65,6 +67,9 @@ class AnonymiserConfig:
                      "aae_identity_weight", "aae_activity_weight"):
             if getattr(self, name) < 0:
                 raise ParameterError(name, f"must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.epsilon <= MAX_EPSILON:
+            raise ParameterError("epsilon", f"must lie in (0, {MAX_EPSILON:g}] (synth is the method without DP), "
+                                            f"got {self.epsilon}")
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 2:
             raise ParameterError("k", f"donor mixing blends k >= 2 other subjects (k = 1 would release one real "
                                       f"person's signal as it is), got {self.k!r}")

@@ -23,6 +23,7 @@ import torch
 from anonaudit.anonymise.config import AnonymiserConfig
 from anonaudit.anonymise.networks import Geometry
 from anonaudit.errors import DataError, ParameterError
+from anonaudit.private.dp import Privacy
 from anonaudit.progress import ProgressFn, null_progress
 
 
@@ -62,6 +63,8 @@ class Method:
     # True: a release draws this method's randomness from the OS CSPRNG, not the job seed (its draws say whose
     # data went where, and a seed recorded with the job would let anyone recompute them)
     secret_draws: ClassVar[bool] = False
+    # what a method fitted with differential privacy spent (dpsynth.py); None: no formal guarantee
+    privacy_: Privacy | None = None
     config: AnonymiserConfig
     channels_: list[str]
     subjects_: list[str]
@@ -78,6 +81,12 @@ class Method:
     @property
     def uses_subject(self) -> bool:
         """Whether ``transform`` needs each window's subject code (so a release must know every subject)."""
+        return False
+
+    @property
+    def draws_targets(self) -> bool:
+        """Whether ``transform`` conditions every window on a target subject's code, drawn per recording at release
+        (identity transfer moves the recording to it; Anon_AcG uses it instead of the true subject's)."""
         return False
 
     def fit(self, X: np.ndarray, subject: np.ndarray, activity: np.ndarray, *, subjects: Sequence[str],

@@ -8,13 +8,14 @@ from anonaudit.anonymise.autoencoders import AdversarialAutoencoder, Autoencoder
 from anonaudit.anonymise.baselines import GaussianNoise, Identity
 from anonaudit.anonymise.config import METHODS, AnonymiserConfig
 from anonaudit.anonymise.donor import DonorMixing
+from anonaudit.anonymise.dpsynth import PrivateSynthesis
 from anonaudit.anonymise.gan import GAN
 from anonaudit.anonymise.method import Method, read_state
 from anonaudit.anonymise.synth import ActivitySynthesis
 from anonaudit.errors import ParameterError
 
 CLASSES: dict[str, type[Method]] = {name: cls for cls in (Identity, GaussianNoise, Autoencoder, AdversarialAutoencoder, GAN,
-                                                          DonorMixing, ActivitySynthesis) for name in cls.methods}
+                                                          DonorMixing, ActivitySynthesis, PrivateSynthesis) for name in cls.methods}
 assert set(CLASSES) == set(METHODS), "every method name needs exactly one class"
 
 

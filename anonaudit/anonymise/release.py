@@ -59,13 +59,13 @@ def tile_starts(lengths: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarra
 
 
 def resolve_targets(anonymiser: Method, ds: SensorDataset, target: str | None, rng: np.random.Generator) -> np.ndarray:
-    """Target subject code per recording for DFI: one named subject, or a random other subject."""
+    """Target subject code per recording (``draws_targets``): one named subject (DFI), or a random other subject."""
     source = anonymiser.subject_codes(ds.recordings["subject"], "subject")
     n = len(anonymiser.subjects_)
     if target:
         return np.full(len(source), anonymiser.subject_codes([target], "target")[0])
     if n < 2:
-        raise ParameterError("target", "identity transfer to a random other subject needs at least two subjects")
+        raise ParameterError("target", "a release under a random other subject's code needs at least two subjects")
     shift = rng.integers(1, n, size=len(source))  # never the source itself
     return (source + shift) % n
 
@@ -93,7 +93,7 @@ def anonymise_dataset(ds: SensorDataset, anonymiser: Method, *, name: str, targe
     subj_codes = anonymiser.subject_codes(ds.recordings["subject"]) if anonymiser.uses_subject else None
     if target and method != "anon_dfi":
         raise ParameterError("target", f"only anon_dfi transfers identities; {method} takes no target")
-    targets = resolve_targets(anonymiser, ds, target, rng) if method == "anon_dfi" else None
+    targets = resolve_targets(anonymiser, ds, target, rng) if anonymiser.draws_targets else None
     T = anonymiser.geometry_.length
     lengths = ds.recordings["length"].to_numpy(np.int64)
     offsets = ds.recordings["start"].to_numpy(np.int64)
@@ -125,7 +125,7 @@ def anonymise_dataset(ds: SensorDataset, anonymiser: Method, *, name: str, targe
         progress(e / len(rec), f"anonymised {e}/{len(rec)} windows")
     seconds = time.perf_counter() - started
     signals = (out / norm[:, None]).astype(np.float32)
-    return _pseudonymise(ds, signals, name, targets, anonymiser, len(rec), seconds)
+    return _pseudonymise(ds, signals, name, targets if method == "anon_dfi" else None, anonymiser, len(rec), seconds)
 
 
 def _token(prefix: str, taken: set[str]) -> str:

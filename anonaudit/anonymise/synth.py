@@ -71,10 +71,38 @@ def run_phases(activity: np.ndarray, recording: np.ndarray) -> np.ndarray:
     return np.minimum((PHASES * (position + 0.5) / length[run]).astype(np.int64), PHASES - 1)
 
 
-def _sqrt_psd(S: np.ndarray) -> np.ndarray:
+def run_log_spreads(Z: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Log standard deviation per channel of each run (windows ``Z`` in time order, ``new`` where runs begin)."""
+    run = np.repeat(np.cumsum(new) - 1, Z.shape[1])
+    flat = Z.reshape(-1, Z.shape[2])
+    count = np.bincount(run)
+    mean = np.stack([np.bincount(run, weights=flat[:, c]) for c in range(flat.shape[1])], 1) / count[:, None]
+    square = np.stack([np.bincount(run, weights=flat[:, c] ** 2) for c in range(flat.shape[1])], 1) / count[:, None]
+    return 0.5 * np.log(np.clip(square - mean**2, 1e-8, None))
+
+
+def sqrt_psd(S: np.ndarray) -> np.ndarray:
     """A square root ``L`` with ``L Lᵀ = S`` for a symmetric matrix, negative eigenvalues (rounding) set to 0."""
     w, V = np.linalg.eigh((S + S.T) / 2)
     return V * np.sqrt(np.clip(w, 0, None))
+
+
+def stationary(S: np.ndarray) -> np.ndarray:
+    """The joint covariance of two consecutive blocks with both blocks' own covariances averaged."""
+    r = len(S) // 2
+    S = S.copy()
+    S[:r, :r] = S[r:, r:] = (S[:r, :r] + S[r:, r:]) / 2
+    return S
+
+
+def shrink(S: np.ndarray, n: float, parent: np.ndarray) -> np.ndarray:
+    """The inverse-Wishart posterior mean ``(n S + d P) / (n + d)`` with the prior ``P`` the parent's correlations
+    at this cell's own variances: a static activity borrows the structure of the pooled covariance, not the
+    dynamic activities' energy."""
+    d = len(S)
+    own = np.sqrt(np.clip(np.diag(S), 1e-9 * np.diag(S).mean() + 1e-12, None))
+    scale = own / np.sqrt(np.diag(parent))
+    return (n * S + d * parent * np.outer(scale, scale)) / (n + d)
 
 
 class ActivitySynthesis(Method):
@@ -108,21 +136,30 @@ class ActivitySynthesis(Method):
         self.offset_ = X.mean(axis=(0, 1))
         self.scale_ = np.where(X.std(axis=(0, 1)) > 0, X.std(axis=(0, 1)), 1.0)
         half = X.shape[1] // 2
-        Z = ((X - self.offset_) / self.scale_)[:, : 2 * half].reshape(len(X), 2, half * X.shape[2])
-        blocks = Z.reshape(-1, Z.shape[2])
+        Z = (X - self.offset_) / self.scale_
+        halves = Z[:, : 2 * half].reshape(len(X), 2, half * X.shape[2])
+        self._basis(halves.reshape(-1, halves.shape[2]), half, progress)
+        pairs = ((halves - self.block_mean_) @ self.basis_.T).reshape(len(X), -1)  # (first, second) block codes
+        self._estimate(pairs, Z, np.asarray(subject, np.int64), activity, recording,
+                       n_activities or int(activity.max()) + 1)
+        self.history_ = FitHistory(seconds=time.perf_counter() - started)
+        progress(1.0, f"{len(np.unique(activity))} activities modelled from {len(X)} windows")
+        return self
+
+    def _basis(self, blocks: np.ndarray, half: int, progress: ProgressFn) -> None:
+        """The block mean and the principal components of the training blocks that keep ``VARIANCE``."""
         self.block_mean_ = blocks.mean(axis=0)
         _, s, Vt = np.linalg.svd(blocks - self.block_mean_, full_matrices=False)
         explained = np.cumsum(s**2) / max(float((s**2).sum()), 1e-12)
         rank = int(min(np.searchsorted(explained, VARIANCE) + 1, MAX_RANK, len(s)))
         self.basis_ = Vt[:rank]
-        pairs = ((Z - self.block_mean_) @ self.basis_.T).reshape(len(X), 2 * rank)  # (first, second) block codes
         progress(0.5, f"block basis: {rank} components keep {explained[rank - 1]:.4f} of the variance")
-        n_activities = n_activities or int(activity.max()) + 1
+
+    def _estimate(self, pairs: np.ndarray, Z: np.ndarray, subject: np.ndarray, activity: np.ndarray,
+                  recording: np.ndarray, n_activities: int) -> None:
+        """The block models and the spread laws from the block codes and the z-scored windows (subjects unused)."""
         self._models(pairs, activity, run_phases(activity, recording), n_activities)
-        self._spreads((X - self.offset_) / self.scale_, activity, recording, n_activities)
-        self.history_ = FitHistory(seconds=time.perf_counter() - started)
-        progress(1.0, f"{len(np.unique(activity))} activities × {PHASES} phases modelled from {len(X)} windows")
-        return self
+        self._spreads(Z, activity, recording, n_activities)
 
     def _models(self, pairs: np.ndarray, activity: np.ndarray, phase: np.ndarray, n_activities: int) -> None:
         """Mean and covariance of every (activity, phase), shrunk toward their parents.
@@ -130,28 +167,14 @@ class ActivitySynthesis(Method):
         The parents' covariances are *within* their cells (around each cell's own mean): the spread
         between activities' means is not variation within an activity, and added to it would make
         every level persist across blocks as if it were part of the motion."""
-        d = pairs.shape[1]
-        r = d // 2
-        halves = pairs.reshape(len(pairs), 2, r)
+        halves = pairs.reshape(len(pairs), 2, pairs.shape[1] // 2)
         cell = activity * PHASES + phase
         codes, inverse, count = np.unique(cell, return_inverse=True, return_counts=True)
         cell_mean = np.stack([halves[inverse == i].mean(axis=(0, 1)) for i in range(len(codes))])
         centred = pairs - np.tile(cell_mean, 2)[inverse]
 
-        def stationary(S: np.ndarray) -> np.ndarray:
-            S = S.copy()
-            S[:r, :r] = S[r:, r:] = (S[:r, :r] + S[r:, r:]) / 2
-            return S
-
         def scatter(rows: np.ndarray) -> np.ndarray:
             return centred[rows].T @ centred[rows] / len(rows)
-
-        def posterior(S: np.ndarray, n: int, parent: np.ndarray) -> np.ndarray:
-            """``(n S + d P) / (n + d)`` with the prior ``P`` the parent's correlations at this cell's own variances:
-            a static activity borrows the structure of the pooled covariance, not the dynamic activities' energy."""
-            own = np.sqrt(np.clip(np.diag(S), 1e-9 * np.diag(S).mean() + 1e-12, None))
-            scale = own / np.sqrt(np.diag(parent))
-            return (n * S + d * parent * np.outer(scale, scale)) / (n + d)
 
         root_mean = halves.mean(axis=(0, 1))
         total = stationary(ledoit_wolf(pairs - np.tile(root_mean, 2), assume_centered=True)[0])
@@ -162,13 +185,13 @@ class ActivitySynthesis(Method):
         for a in self.activities_:
             rows = np.flatnonzero(activity == a)
             m_a = halves[rows].mean(axis=(0, 1))
-            cov_a = posterior(scatter(rows), len(rows), within)
+            cov_a = shrink(scatter(rows), len(rows), within)
             for p in range(PHASES):
                 found = np.flatnonzero(codes == a * PHASES + p)
                 if len(found):
                     i, n = int(found[0]), int(count[found[0]])
                     mean = (n * cell_mean[i] + m_a) / (n + 1)
-                    cov = posterior(scatter(np.flatnonzero(inverse == i)), n, cov_a)
+                    cov = shrink(scatter(np.flatnonzero(inverse == i)), n, cov_a)
                 else:
                     mean, cov = m_a, cov_a
                 self.table_[a + 1, p] = len(means)
@@ -184,12 +207,7 @@ class ActivitySynthesis(Method):
         rescales each run to a spread drawn from this law, so draws are a Gaussian scale mixture
         whose run-to-run spread is the real one."""
         new = run_starts(activity, recording)
-        run = np.repeat(np.cumsum(new) - 1, Z.shape[1])
-        flat = Z.reshape(-1, Z.shape[2])
-        count = np.bincount(run)
-        mean = np.stack([np.bincount(run, weights=flat[:, c]) for c in range(flat.shape[1])], 1) / count[:, None]
-        square = np.stack([np.bincount(run, weights=flat[:, c] ** 2) for c in range(flat.shape[1])], 1) / count[:, None]
-        log_spread = 0.5 * np.log(np.clip(square - mean**2, 1e-8, None))
+        log_spread = run_log_spreads(Z, new)
         run_activity = activity[new]
         self.spread_mean_ = np.zeros((n_activities + 1, Z.shape[2]))
         self.spread_root_ = np.zeros((n_activities + 1, Z.shape[2], Z.shape[2]))
@@ -197,7 +215,7 @@ class ActivitySynthesis(Method):
             rows = log_spread if a < 0 else log_spread[run_activity == a]
             self.spread_mean_[a + 1] = rows.mean(axis=0)
             if len(rows) > 1:
-                self.spread_root_[a + 1] = _sqrt_psd(ledoit_wolf(rows - rows.mean(axis=0), assume_centered=True)[0])
+                self.spread_root_[a + 1] = sqrt_psd(ledoit_wolf(rows - rows.mean(axis=0), assume_centered=True)[0])
 
     def _factors(self, means: np.ndarray, covs: np.ndarray) -> None:
         """The sampling factors of each model: marginal root ``W``, transition ``A``, conditional root.
@@ -218,7 +236,7 @@ class ActivitySynthesis(Method):
             M = (U * np.minimum(sv, MAX_PERSISTENCE)) @ Vt
             first.append(root)
             transition.append(root @ M @ inverse)
-            step.append(root @ _sqrt_psd(np.eye(r) - M @ M.T))
+            step.append(root @ sqrt_psd(np.eye(r) - M @ M.T))
         self.first_root_, self.transition_, self.step_root_ = (np.stack(x).astype(np.float32)
                                                                for x in (first, transition, step))
 

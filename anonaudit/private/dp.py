@@ -136,7 +136,8 @@ def prv_cross_check(noise_multiplier: float, delta: float, sample_rate: float, s
         eps = epsilon_for_noise(noise_multiplier, delta, sample_rate, steps, accountant="prv")
     except (ValueError, RuntimeError, OverflowError, MemoryError):
         return None
-    return eps if math.isfinite(eps) else None
+    # at tiny noise its grid overflows and returns log(float max) ≈ 709.8 for any larger ε: no answer either
+    return eps if math.isfinite(eps) and eps < 700 else None
 
 
 def group_epsilon(epsilon: float, delta: float, k: int) -> dict[str, float]:

@@ -12,7 +12,7 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ui  # noqa: E402
 
-from anonaudit.anonymise.config import DEFAULT_FRONTIER, METHODS  # noqa: E402
+from anonaudit.anonymise.config import DEFAULT_FRONTIER, MAX_EPSILON, METHODS  # noqa: E402
 from anonaudit.store import datasets as dataset_store  # noqa: E402
 from anonaudit.store import jobs as job_store  # noqa: E402
 
@@ -37,6 +37,8 @@ with st.form("anonymise"):
     dataset = st.selectbox("Dataset", originals)
     method = st.selectbox("Method", METHODS, index=METHODS.index(DEFAULT_FRONTIER[0]))
     k = st.number_input("Donors per window (donor mixing: k subjects, ≥ 2)", value=4, min_value=2, step=1)
+    epsilon = st.number_input("ε (dp_synth: subject-level differential privacy of the fitted model)", value=10.0,
+                              min_value=0.01, max_value=MAX_EPSILON)
     name = st.text_input("Release name (optional)")
     target = st.text_input("DFI target subject (optional)")
     gan_epochs = st.number_input("GAN epochs", value=8, min_value=1, step=1)
@@ -55,11 +57,12 @@ if go:
     else:
         ui.submit("anonymise", {"dataset": dataset, "method": method, "name": name or None,
                                 "target": target or None, "gan_epochs": int(gan_epochs), "k": int(k),
+                                "epsilon": float(epsilon),
                                 "metadata_quantum_s": quantum_s, "window_s": float(window_s),
                                 "stride_s": float(window_s) / 2})
 
 with st.expander("Sweep a privacy–utility frontier and release the best point that passes"):
-    st.caption("Each method's privacy knob is swept (donor: k; noise: σ; synthesis has one point); every point is released, judged under "
+    st.caption("Each method's privacy knob is swept (donor: k; noise: σ; dp_synth: ε; synthesis has one point); every point is released, judged under "
                "every threat model and kept private; the most useful point that passes is exported, and the job "
                "says which and why — or that none passed.")
     with st.form("frontier"):

@@ -68,6 +68,7 @@ class AnonymiseParams:
     rec_weight: float = 0.0
     noise_sigma: float = 0.5
     k: int = 4  # donor mixing: other subjects blended into each window
+    epsilon: float = 10.0  # dp_synth: subject-level ε of the fitted model
     # published metadata: None rounds recording lengths up (smallest quantum that stops the metadata attacker)
     # only where exact ones link; 0 never; > 0 always to this quantum
     metadata_quantum_s: float | None = None
@@ -101,15 +102,19 @@ def anonymiser_config(p: AnonymiseParams, seed: int) -> AnonymiserConfig:
 
 def check_release_data(p: AnonymiseParams, real: SensorDataset) -> None:
     """The checks that need the dataset, run before anything trains: the DFI target exists, the
-    activity-conditioned methods have activity labels, and donor mixing finds k subjects for every activity."""
+    activity-conditioned methods have activity labels, subject-level DP has subjects to protect among, and
+    donor mixing finds k subjects for every activity."""
     if p.target is not None and p.target not in real.subject_ids:
         raise ParameterError("target", f"subject {p.target!r} does not exist in {real.name!r}")
     if p.metadata_quantum_s and p.metadata_quantum_s * real.sampling_rate < 1:
         raise ParameterError("metadata_quantum_s", f"must be at least one sample ({1 / real.sampling_rate:g} s at "
                                                    f"{real.sampling_rate:g} Hz), or 0 to publish exact lengths")
-    if p.method in ("donor", "synth") and p.model is None and not (real.labels >= 0).any():
+    if p.method in ("donor", "synth", "dp_synth") and p.model is None and not (real.labels >= 0).any():
         raise ParameterError("method", f"{p.method} draws every released window from windows or a model of its "
                                        f"activity, and {real.name!r} has no activity labels")
+    if p.method == "dp_synth" and p.model is None and len(real.subject_ids) < 2:
+        raise ParameterError("method", f"dp_synth protects each subject among others, and {real.name!r} has "
+                                       f"{len(real.subject_ids)} subject")
     if p.method == "donor" and p.model is None:
         problem = donor_shortage(real, p.k)
         if problem:
@@ -231,6 +236,13 @@ def anonymise_and_judge(ctx: JobContext, p: AnonymiseParams, real: SensorDataset
                            "throughput_windows_per_s": round(release.windows_per_s, 1),
                            "metadata_quantum_s": release.metadata_quantum_s, "published_runs": release.runs,
                            "pseudonyms": release.pseudonyms}
+    if anonymiser.privacy_ is not None:
+        spent = anonymiser.privacy_
+        out.update({"epsilon": spent.epsilon, "delta": spent.delta, "privacy_unit": spent.unit,
+                    "noise_multiplier": spent.noise_multiplier})
+        ctx.log(f"the model behind this release is ({spent.epsilon:.3g}, {spent.delta:.2g})-DP per {spent.unit} "
+                f"(RDP accountant, noise multiplier {spent.noise_multiplier:.3g}); the per-channel location and "
+                f"scale are taken as public calibration and not covered", "info")
     result = None
     if p.evaluate:
         result = workflow.judge(source, release, setup, cfg, scaled(progress, 0.7, 0.88))

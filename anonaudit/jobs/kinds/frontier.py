@@ -37,7 +37,7 @@ ROW_KEYS = ("released", "releasable", "release_threat_model", "release_attacker"
             "release_membership_tpr", "metadata_quantum_s", "published_runs", "pseudonyms", "reid_real_recording_acc",
             "har_wf1_real", "har_wf1_released", "har_wf1_tstr",
             "har_min_recall_ratio_released", "har_min_recall_ratio_tstr", "gender_bacc", "reid_chance",
-            "throughput_windows_per_s")
+            "epsilon", "throughput_windows_per_s")
 
 
 @dataclass
