@@ -206,6 +206,51 @@ def test_explain_job_end_to_end(db_url: str, tmp_path: Path) -> None:
     assert again["result"]["rule"] == job["result"]["rule"]
 
 
+def test_explanations_read_right_values_rules_weights_and_coverage(db_url: str, tmp_path: Path) -> None:
+    """The instance by its own values, rules with no empty interval, weights by magnitude, coverage on one basis."""
+    import json
+
+    from anonaudit import api
+    from anonaudit.store import jobs as job_store
+
+    X = planted_frame(600)
+    frame = X.assign(label=PlantedModel().predict_proba(X)[:, 1] > 0.5)
+    csv = tmp_path / "planted.csv"
+    frame.to_csv(csv, index=False)
+    job = api.run("explain", {"data": str(csv), "target": "label", "index": 3, "tau": 0.75, "n_trees": 10,
+                              "init_samples": 300, "coverage_samples": 2000, "beam_size": 4, "lime_samples": 500})
+    assert job["status"] == "succeeded", job.get("error")
+    files = job_store.artifact_files(job["id"])
+    exps = json.loads(files["explanations.json"].read_text())
+    row = frame.iloc[3]
+    for method in ("rlime", "lime", "anchor"):
+        shown = exps[method]["instance"]
+        assert set(shown) == set(X.columns)
+        for name, value in shown.items():  # its own values, not "name = bin"
+            assert "=" not in value and "<" not in value, (name, value)
+            if isinstance(row[name], float):
+                assert float(value) == pytest.approx(row[name], rel=1e-5)
+    assert exps["rlime"]["faithful"] in (True, False) and exps["lime"]["faithful"] in (True, False)
+    assert exps["anchor"]["faithful"] is None
+    # coverage on the same perturbation samples: rules that hold on the same rows can be compared
+    assert all(0 <= exps[m]["coverage"] <= 1 for m in ("rlime", "anchor")) and exps["lime"]["coverage"] == 1.0
+    weights = pd.read_csv(files["weights.csv"])
+    for _, part in weights.groupby("method"):
+        assert (np.diff(part["weight"].abs().to_numpy()) <= 1e-12).all()  # largest magnitude first
+
+
+def test_rules_print_enough_decimals_that_no_interval_is_empty() -> None:
+    from anonaudit.explain.tabular import BINNED, FeatureCoding
+
+    f = FeatureCoding("x", BINNED, edges=np.array([0.0071, 0.0123, 0.0131, 2.5]))
+    shown = [f.predicate(c) for c in range(f.n_values)]
+    assert shown[1] == "0.007 < x <= 0.012" and shown[2] == "0.012 < x <= 0.013", shown
+    for interval in shown[1:-1]:
+        low, high = interval.split(" < x <= ")
+        assert float(low) < float(high), interval
+    assert FeatureCoding("y", BINNED, edges=np.array([1.0, 2.0])).predicate(2) == "y > 2.00"  # two decimals suffice
+
+
 def test_explain_job_names_bad_parameters(db_url: str, tmp_path: Path) -> None:
     from anonaudit import api
 

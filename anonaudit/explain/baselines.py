@@ -59,8 +59,9 @@ def _valid_codes(z: np.ndarray, n_values: np.ndarray) -> np.ndarray:
 
 
 def explain_lime(black_box: BlackBox, train_codes: np.ndarray, x: np.ndarray, target: int,
-                 rng: np.random.Generator, n_samples: int = 5000) -> LimeExplanation:
-    """LIME's explanation of class ``target`` at codes ``x`` (``lime.lime_tabular``, no discretisation)."""
+                 rng: np.random.Generator, n_samples: int = 5000, *, instance: dict[str, str]) -> LimeExplanation:
+    """LIME's explanation of class ``target`` at codes ``x`` (``lime.lime_tabular``, no discretisation);
+    ``instance``: the instance's own values, as shown."""
     from lime.lime_tabular import LimeTabularExplainer
 
     d = black_box.discretiser
@@ -79,19 +80,22 @@ def explain_lime(black_box: BlackBox, train_codes: np.ndarray, x: np.ndarray, ta
     coef = np.zeros(len(x))
     for j, w in exp.local_exp[target]:
         coef[j] = w
-    return LimeExplanation(
+    out = LimeExplanation(
         method="lime", rule=[], features=[], weights=dict(zip(d.names, normalise(coef).tolist())),
         accuracy=None, coverage=1.0, predicted_class=_class_name(black_box, target), seed=seed,
         black_box_calls=black_box.calls - calls0, black_box_batches=black_box.batches - batches0,
-        seconds=time.perf_counter() - started, instance=d.describe(x), codes=x.tolist(), coef=coef.tolist(),
+        seconds=time.perf_counter() - started, instance=instance, codes=x.tolist(), coef=coef.tolist(),
         intercept=float(exp.intercept[target]), mean=explainer.scaler.mean_.tolist(),
         scale=explainer.scaler.scale_.tolist(), nominal=nominal.tolist(), score=float(exp.score))
+    out.faithful = bool(out.predict(x[None, :])[0])
+    return out
 
 
 def explain_anchor(black_box: BlackBox, train_codes: np.ndarray, x: np.ndarray, target: int, tau: float,
-                   rng: np.random.Generator, *, delta: float = 0.05, epsilon: float = 0.05, beam_size: int = 10,
-                   batch_size: int = 100) -> Explanation:
-    """Anchor's explanation (``anchor.anchor_tabular``) with precision threshold ``tau``."""
+                   rng: np.random.Generator, *, instance: dict[str, str], delta: float = 0.05, epsilon: float = 0.05,
+                   beam_size: int = 10, batch_size: int = 100) -> Explanation:
+    """Anchor's explanation (``anchor.anchor_tabular``) with precision threshold ``tau``; ``instance``: the
+    instance's own values, as shown."""
     from anchor.anchor_tabular import AnchorTabularExplainer
 
     d: Discretiser = black_box.discretiser
@@ -113,7 +117,7 @@ def explain_anchor(black_box: BlackBox, train_codes: np.ndarray, x: np.ndarray, 
         accuracy=float(exp.precision()), coverage=float(exp.coverage()),
         predicted_class=_class_name(black_box, target), seed=seed, black_box_calls=black_box.calls - calls0,
         black_box_batches=black_box.batches - batches0, seconds=time.perf_counter() - started,
-        instance=d.describe(x), codes=x.tolist())
+        instance=instance, codes=x.tolist())
 
 
 def _class_name(black_box: BlackBox, target: int) -> str:

@@ -139,7 +139,9 @@ def run_paper_experiments(setup: Setup, *, n_instances: int = 100, accuracy_taus
         progress(k / n_instances, f"instance {k + 1} of {n_instances}")
         x = setup.codes[row]
         target = int(any_exp.black_box_.labels(x[None, :], rng)[0])
-        lime = explain_lime(any_exp.black_box_, train_codes, x, target, rng, n_samples=lime_samples)
+        shown_values = any_exp.discretiser_.values(setup.data.X.iloc[[row]])
+        lime = explain_lime(any_exp.black_box_, train_codes, x, target, rng, n_samples=lime_samples,
+                            instance=shown_values)
         shared = any_exp.sampler_.sample([()], x, n_eval, rng)[0]
         shown: list[Explanation] = [lime]
         for tau in taus:
@@ -150,7 +152,7 @@ def run_paper_experiments(setup: Setup, *, n_instances: int = 100, accuracy_taus
             if tau in accuracy_taus:
                 local_rows.append({**base, **_local_accuracy(explainers[tau], exp, lime, x, n_eval, rng)})
             if tau in coverage_taus:
-                anchor = explain_anchor(any_exp.black_box_, train_codes, x, target, tau, rng,
+                anchor = explain_anchor(any_exp.black_box_, train_codes, x, target, tau, rng, instance=shown_values,
                                         delta=explainers[tau].delta, epsilon=explainers[tau].epsilon,
                                         beam_size=explainers[tau].beam_size)
                 cov_rows.append({**base, "rlime_coverage": rule_coverage(exp.features, x, shared),

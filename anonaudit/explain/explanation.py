@@ -23,8 +23,10 @@ class Explanation:
     black_box_calls: int  # rows sent to the black box
     black_box_batches: int  # predict_proba invocations
     seconds: float
-    instance: dict[str, str]  # the instance's bins/categories
+    instance: dict[str, str]  # the instance's own values, as people read them
     codes: list[int] = field(repr=False, default_factory=list)  # the instance's codes
+    # whether the surrogate predicts the black box's class at the instance itself (None: no surrogate, Anchor)
+    faithful: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

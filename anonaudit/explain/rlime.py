@@ -230,8 +230,9 @@ class RLime:
         valid = chosen is not None
         if chosen is None:  # no valid rule: report the candidate with the highest lower bound
             chosen = (best, int(np.argmax(self._lower(best, m))))
-        return self._explanation(*chosen, x, target, seed, valid=valid, seconds=time.perf_counter() - started,
-                                 calls=bb.calls - calls0, batches=bb.batches - batches0)
+        return self._explanation(*chosen, x, self.discretiser_.values(_one_row(instance)), target, seed, valid=valid,
+                                 seconds=time.perf_counter() - started, calls=bb.calls - calls0,
+                                 batches=bb.batches - batches0)
 
     def _pull(self, arms: _Arms, idx: np.ndarray, n: int, x: np.ndarray, target: int,
               rng: np.random.Generator, init: bool = False) -> None:
@@ -315,24 +316,26 @@ class RLime:
             ok &= (arms.pos / np.maximum(arms.drawn, 1) - 0.5) ** 2 < self.balance_mu
         return ok
 
-    def _explanation(self, arms: _Arms, i: int, x: np.ndarray, target: int, seed: int, *, valid: bool,
-                     seconds: float, calls: int, batches: int) -> RLimeExplanation:
+    def _explanation(self, arms: _Arms, i: int, x: np.ndarray, instance: dict[str, str], target: int, seed: int,
+                     *, valid: bool, seconds: float, calls: int, batches: int) -> RLimeExplanation:
         d = self.discretiser_
         rule = list(arms.rules[i])
         w = arms.w[i]
         weights = normalise(w[:-1] * arms.std(i))  # per standard deviation of the input under the rule
         classes = self.black_box_.classes
         m = len(x)
-        return RLimeExplanation(
+        exp = RLimeExplanation(
             method="rlime", rule=d.predicates(rule, x), features=rule,
             weights={c: float(v) for c, v in zip(self.space_.columns, weights)},
             accuracy=float(arms.mean(i)), coverage=float(arms.coverage[i]),
             predicted_class=classes[target] if target < len(classes) else str(target), seed=int(seed),
             black_box_calls=int(calls), black_box_batches=int(batches), seconds=float(seconds),
-            instance=d.describe(x), codes=x.tolist(),
+            instance=instance, codes=x.tolist(),
             accuracy_lower=float(self._lower(arms, m)[i]),
             valid=valid, tau=self.tau, target_share=float(arms.pos[i] / arms.drawn[i]),
             n_samples=int(arms.drawn[i]), coef=w[:-1].tolist(), intercept=float(w[-1]))
+        exp.faithful = bool(self.surrogate_predict(exp, x[None, :])[0])
+        return exp
 
     def surrogate_predict(self, explanation: RLimeExplanation, codes: np.ndarray) -> np.ndarray:
         """The explanation's surrogate on codes ``(n, m)``: True where it predicts the explained class."""

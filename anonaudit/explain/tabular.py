@@ -48,16 +48,25 @@ class FeatureCoding:
     def n_values(self) -> int:
         return len(self.edges) + 1 if self.kind == BINNED else len(self.values)
 
+    @property
+    def decimals(self) -> int:
+        """The fewest decimals (at least 2) at which neighbouring bin edges still differ, so that no printed
+        interval is empty ("0.01 < x <= 0.01" at two decimals for edges 0.007 and 0.012)."""
+        for d in range(2, 16):
+            if (np.diff(np.round(self.edges, d)) > 0).all():
+                return d
+        return 16
+
     def predicate(self, code: int) -> str:
         """Readable predicate "feature has this code", in the style of the Anchor/LIME papers."""
         if self.kind != BINNED:
             return f"{self.name} = {self.values[code]}"
-        e = self.edges
+        e, d = self.edges, self.decimals
         if code == 0:
-            return f"{self.name} <= {e[0]:.2f}"
+            return f"{self.name} <= {e[0]:.{d}f}"
         if code == len(e):
-            return f"{self.name} > {e[-1]:.2f}"
-        return f"{e[code - 1]:.2f} < {self.name} <= {e[code]:.2f}"
+            return f"{self.name} > {e[-1]:.{d}f}"
+        return f"{e[code - 1]:.{d}f} < {self.name} <= {e[code]:.{d}f}"
 
 
 class Discretiser:
@@ -146,9 +155,18 @@ class Discretiser:
     def predicates(self, features: Sequence[int], codes: np.ndarray) -> list[str]:
         return [self.features[j].predicate(int(codes[j])) for j in features]
 
-    def describe(self, codes: np.ndarray) -> dict[str, str]:
-        """The instance in readable form: each feature's bin or category."""
-        return {f.name: f.predicate(int(c)) for f, c in zip(self.features, codes)}
+    def values(self, row: pd.DataFrame) -> dict[str, str]:
+        """One instance as people read it: its own values (numbers to six significant digits), not its bins."""
+        first = row.iloc[0]
+        return {f.name: _shown(first[f.name]) for f in self.features}
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, (float, np.floating)) and not float(value).is_integer():
+        return f"{float(value):.6g}"
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    return str(value)
 
 
 def _key(value: object) -> object:

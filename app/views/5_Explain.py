@@ -98,11 +98,17 @@ def _card(exp: dict[str, Any]) -> None:
     metrics[0].metric("accuracy" if exp["method"] == "rlime" else "precision",
                       "–" if exp["accuracy"] is None else f"{exp['accuracy']:.3f}")
     metrics[1].metric("coverage", f"{exp['coverage']:.3f}")
+    if exp.get("faithful") is False:
+        st.warning(f"This surrogate does not predict **{exp['predicted_class']}** at the instance itself, where the "
+                   "black box does: its weights describe the neighbourhood, not this prediction.")
     st.caption(f"{exp['black_box_calls']:,} black-box rows in {exp['black_box_batches']} calls, "
                f"{exp['seconds']:.2f} s, seed {exp['seed']}")
     weights = sorted(exp["weights"].items(), key=lambda kv: -abs(kv[1]))[:5]
     if weights:
-        st.bar_chart(pd.DataFrame(weights, columns=["feature", "weight"]).set_index("feature"), horizontal=True)
+        st.bar_chart(pd.DataFrame(weights, columns=["feature", "weight"]).set_index("feature"), horizontal=True,
+                     sort=False)
+        st.caption(f"Largest weights first: positive pushes toward **{exp['predicted_class']}**, negative away "
+                   "from it (|weights| sum to 1).")
 
 
 def _explanations(job_id: int) -> dict[str, Any] | None:
@@ -125,6 +131,9 @@ if explain_jobs:
                         + ", ".join(f"{k} = {v}" for k, v in rlime["instance"].items()))
             if not rlime["valid"]:
                 st.warning("R-LIME found no rule whose accuracy bound exceeds τ; shown is the best candidate.")
+            if "anchor" in exps:
+                st.caption("Coverage: the share of the same perturbation samples (drawn around the instance from "
+                           "the training data) on which each rule holds, so the methods compare on one basis.")
             for column, method in zip(st.columns(len(exps)), ("rlime", "lime", "anchor")):
                 if method in exps:
                     with column:

@@ -23,7 +23,7 @@ from anonaudit.evaluate.attackers import FEATURE_MODELS, feature_estimator
 from anonaudit.explain import figures
 from anonaudit.explain.baselines import explain_anchor, explain_lime
 from anonaudit.explain.blackbox import load_model
-from anonaudit.explain.evaluation import ACCURACY_TAUS, COVERAGE_TAUS, prepare, run_paper_experiments
+from anonaudit.explain.evaluation import ACCURACY_TAUS, COVERAGE_TAUS, prepare, rule_coverage, run_paper_experiments
 from anonaudit.explain.explanation import Explanation
 from anonaudit.explain.rlime import IMBALANCE, RLime
 from anonaudit.explain.tabular import TabularData, load_adult, load_csv, load_recidivism
@@ -143,7 +143,9 @@ def _instance(data: TabularData, p: ExplainParams) -> pd.DataFrame:
 
 
 def _weights_table(exps: list[Explanation]) -> pd.DataFrame:
-    rows = [{"method": e.method, "feature": k, "weight": v} for e in exps for k, v in e.weights.items()]
+    """Every method's weights, largest magnitude first."""
+    rows = [{"method": e.method, "feature": k, "weight": v} for e in exps
+            for k, v in sorted(e.weights.items(), key=lambda kv: -abs(kv[1]))]
     return pd.DataFrame(rows, columns=["method", "feature", "weight"])
 
 
@@ -172,11 +174,21 @@ def explain_and_record(ctx: JobContext, p: ExplainParams, data: TabularData, ori
         x = np.asarray(exp.codes)
         target = explainer.black_box_.classes.index(exp.predicted_class)
         progress(0.6, "LIME")
-        exps.append(explain_lime(explainer.black_box_, explainer.train_codes_, x, target, rng, p.lime_samples))
+        exps.append(explain_lime(explainer.black_box_, explainer.train_codes_, x, target, rng, p.lime_samples,
+                                 instance=exp.instance))
         progress(0.7, "Anchor")
         exps.append(explain_anchor(explainer.black_box_, explainer.train_codes_, x, target, p.tau, rng,
-                                   delta=p.delta, epsilon=p.epsilon, beam_size=p.beam_size))
+                                   instance=exp.instance, delta=p.delta, epsilon=p.epsilon, beam_size=p.beam_size))
+        # Anchor measures coverage on training rows, R-LIME on its perturbation samples: on COMPAS that flipped
+        # which rule was broader in 2 of 10 explanations. Every rule is measured on the same samples here.
+        shared = explainer.sampler_.sample([()], x, p.coverage_samples, rng)[0]
+        for e in exps:
+            e.coverage = rule_coverage(e.features, x, shared)
     exps.append(exp)
+    for e in exps:
+        if e.faithful is False:
+            ctx.log(f"{e.method}'s surrogate does not predict '{exp.predicted_class}' at the instance itself, where "
+                    f"the black box does: its weights describe the neighbourhood, not this prediction", "warning")
     where = {} if origin is None or p.instance is not None else origin.iloc[p.index].to_dict()
     ctx.write_json(f"{prefix}explanations.json", {e.method: e.to_dict() for e in exps} | {"window": where})
     ctx.write_dataframe(f"{prefix}weights", _weights_table(exps))
@@ -188,7 +200,7 @@ def explain_and_record(ctx: JobContext, p: ExplainParams, data: TabularData, ori
                 ctx.metric(f"{prefix}{e.method}_{name}", float(getattr(e, name)), method=e.method)
     progress(1.0, "explained")
     out = {"predicted_class": exp.predicted_class, "rule": " AND ".join(exp.rule) or "(whole input space)",
-           "valid": exp.valid, "accuracy": round(exp.accuracy, 4), "coverage": round(exp.coverage, 4),
+           "valid": exp.valid, "faithful": exp.faithful, "accuracy": round(exp.accuracy, 4), "coverage": round(exp.coverage, 4),
            "black_box_calls": exp.black_box_calls, "seconds": round(exp.seconds, 3), "seed": exp.seed,
            **({"anchor_rule": " AND ".join(exps[1].rule), "anchor_coverage": round(exps[1].coverage, 4)}
               if p.baselines else {}),
