@@ -59,6 +59,18 @@ def test_results_show_rlime_lime_and_anchor_side_by_side(db_url: str, tmp_path: 
     assert {"#### R-LIME", "#### LIME", "#### Anchor"} <= set(headings)
     assert any(h.startswith("**Rule:**") for h in headings)
     assert any(m.label == "coverage" for m in at.metric)
+    # a surrogate that does not predict the black box's class at the instance is flagged on its card
+    import json
+
+    from anonaudit.store import jobs as job_store
+
+    stored = job_store.artifact_files(job["id"])["explanations.json"]
+    exps = json.loads(stored.read_text())
+    unfaithful = any(e.get("faithful") is False for e in exps.values() if isinstance(e, dict))
+    assert any("does not predict" in w.value for w in at.warning) == unfaithful
+    stored.write_text(json.dumps({**exps, "lime": {**exps["lime"], "faithful": False}}))
+    flagged = AppTest.from_file(str(PAGE), default_timeout=60).run()
+    assert any("does not predict" in w.value for w in flagged.warning)
     # the stored model is offered as a black box for the next explanation
     at.file_uploader[0].set_value(("again.csv", _planted_csv(), "text/csv")).run()
     assert any(o.startswith(f"the model of explain job {job['id']}") for o in at.selectbox[1].options)
