@@ -51,7 +51,8 @@ def home() -> None:
     st.subheader("Newest jobs")
     jobs = job_store.list_jobs(limit=10)
     if jobs:
-        ui.jobs_table(jobs, ["id", "kind", "status", "progress", "progress_message", "created_at", "error"])
+        ui.jobs_table(jobs, ["id", "kind", "status", "progress", "progress_message", "duration", "time left", "created_at",
+                            "error"])
     else:
         st.info("No jobs yet.")
     st.page_link("views/6_Jobs.py", label="Jobs: queue, history, reports, compare", icon="🗂️")

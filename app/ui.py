@@ -120,11 +120,43 @@ def recent(kind: str, limit: int = 20) -> list[dict[str, Any]]:
     return job_store.list_jobs(kind=kind, limit=limit)
 
 
-JOB_COLUMNS = ["id", "status", "progress", "progress_message", "created_at", "error"]
+JOB_COLUMNS = ["id", "status", "progress", "progress_message", "duration", "time left", "created_at", "error"]
+
+
+def _span(seconds: pd.Series) -> pd.Series:
+    """Seconds as "1 h 02 min", "3 min 05 s" or "12 s" (empty where unknown)."""
+    def one(s: float) -> str:
+        if pd.isna(s):
+            return ""
+        s = int(round(s))
+        return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s" if s >= 60 \
+            else f"{s} s"
+    return seconds.map(one)
+
+
+def job_frame(jobs: list[dict[str, Any]], now: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Jobs as people read them: "cancelling" while a requested cancel waits for the worker; a cancelled job
+    shows where it stopped instead of a progress bar (it did not finish, whatever its last report said);
+    how long each ran, and while running how long is left at its pace so far."""
+    frame = pd.DataFrame(jobs)
+    now = now or pd.Timestamp.now(tz="UTC")
+    running = frame["status"] == "running"
+    frame.loc[running & frame["cancel_requested"].fillna(False).astype(bool), "status"] = "cancelling"
+    cancelled = frame["status"] == "cancelled"
+    stopped = (100 * frame["progress"].fillna(0)).astype(int).astype(str)
+    frame.loc[cancelled, "progress_message"] = "cancelled at " + stopped[cancelled] + " %"
+    frame["progress"] = frame["progress"].where(~cancelled)
+    started = pd.to_datetime(frame["started_at"], utc=True)
+    ended = frame["finished_at"].astype(object).where(frame["finished_at"].notna(), now)
+    ran = (pd.to_datetime(ended, utc=True) - started).dt.total_seconds()
+    frame["duration"] = _span(ran)
+    pace = frame["progress"].where(frame["status"].isin(["running", "cancelling"]) & (frame["progress"] > 0.02))
+    frame["time left"] = _span(ran * (1 - pace) / pace)
+    return frame
 
 
 def jobs_table(jobs: list[dict[str, Any]], columns: list[str] | None = None) -> None:
-    frame = pd.DataFrame(jobs)[columns or JOB_COLUMNS]
+    frame = job_frame(jobs)[columns or JOB_COLUMNS]
     st.dataframe(frame, hide_index=True, width="stretch",
                  column_config={"progress": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0)})
 

@@ -201,6 +201,29 @@ def test_jobs_page_reports_reruns_cancels_and_compares(db_url):
     assert any("no job with id 99999" in e.value for e in at.error)
 
 
+def test_job_lists_show_cancelling_where_a_job_stopped_how_long_it_ran_and_what_is_left():
+    import sys
+
+    sys.path.insert(0, str(APP.parent))
+    import ui
+
+    now = pd.Timestamp("2026-01-01 12:00", tz="UTC")
+    minute = pd.Timedelta(minutes=1)
+    jobs = [{"id": 1, "status": "running", "cancel_requested": True, "progress": 0.5, "progress_message": "GAN",
+             "started_at": now - minute, "finished_at": None},
+            {"id": 2, "status": "cancelled", "cancel_requested": True, "progress": 1.0, "progress_message": "done",
+             "started_at": now - 10 * minute, "finished_at": now - 5 * minute},
+            {"id": 3, "status": "running", "cancel_requested": False, "progress": 0.25, "progress_message": "",
+             "started_at": now - minute / 2, "finished_at": None},
+            {"id": 4, "status": "queued", "cancel_requested": False, "progress": 0.0, "progress_message": "",
+             "started_at": None, "finished_at": None}]
+    shown = ui.job_frame(jobs, now)
+    assert shown["status"].tolist() == ["cancelling", "cancelled", "running", "queued"]
+    assert pd.isna(shown["progress"][1]) and shown["progress_message"][1] == "cancelled at 100 %"  # never a full bar
+    assert shown["duration"].tolist() == ["1 min 00 s", "5 min 00 s", "30 s", ""]
+    assert shown["time left"].tolist() == ["1 min 00 s", "", "1 min 30 s", ""]
+
+
 def test_jobs_page_pages_through_history(db_url):
     ids = [job_store.submit_job("noop", {"sleep_s": i}) for i in range(30)]
     others = [job_store.submit_job("import", {"path": f"p{i}"}) for i in range(3)]

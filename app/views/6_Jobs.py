@@ -24,7 +24,8 @@ from anonaudit.store import jobs as job_store  # noqa: E402
 ALL = "all"
 ACTIVE = ("queued", "running")
 NOTICE = "jobs_notice"  # a message that survives the rerun after cancelling
-LIST_COLUMNS = ["id", "kind", "status", "progress", "progress_message", "created_at", "finished_at", "rerun_of", "error"]
+LIST_COLUMNS = ["id", "kind", "status", "progress", "progress_message", "duration", "time left", "created_at",
+                "finished_at", "rerun_of", "error"]
 
 st.set_page_config(page_title="anonaudit · jobs", layout="wide")
 st.title("Jobs")
