@@ -19,6 +19,8 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from anonaudit import access
 from anonaudit.errors import AnonauditError
+from anonaudit.reporting.captions import caption
+from anonaudit.reporting.summary import INFO, PASS, REFUSED, WARNING, summarise
 from anonaudit.store import datasets as dataset_store
 from anonaudit.store import jobs as job_store
 from anonaudit.store.artifacts import file_of, shown
@@ -120,6 +122,7 @@ def recent(kind: str, limit: int = 20) -> list[dict[str, Any]]:
     return job_store.list_jobs(kind=kind, limit=limit)
 
 
+TONES: dict[str, Callable[[str], Any]] = {PASS: st.success, REFUSED: st.error, WARNING: st.warning, INFO: st.info}
 JOB_COLUMNS = ["id", "status", "progress", "progress_message", "duration", "time left", "created_at", "error"]
 
 
@@ -175,22 +178,28 @@ def show_outputs(job_id: int) -> None:
         st.warning(f"job {job_id} is {job['status']}" + (f": {job['error']}" if job.get("error") else ""))
         return
     result = job.get("result") or {}
-    # the release decision (a frontier's) or verdict, first and in words
-    for key in ("decision", "anon_decision", "reason", "release_check", "anon_release_check"):
-        if key in result:
-            (st.success if result.get("releasable", result.get("anon_releasable")) else st.error)(result[key])
-            break
+    artifacts = job["artifacts"]
+    # each stage's decision first and in words, then its key figures and checks (the report's own summary)
+    for section in summarise(job, {a["name"]: file_of(a) for a in artifacts if shown(a["name"])}):
+        st.markdown(f"**{section.title}**")
+        TONES[section.tone](section.verdict)
+        for note in section.notes:
+            st.caption(note)
+        if not section.figures.empty:
+            st.dataframe(section.figures, hide_index=True, width="stretch")
+        if not section.checks.empty:
+            st.dataframe(section.checks, hide_index=True, width="stretch")
     if "overridden_by" in result:
         st.warning(f"Exported although its check refused it: overridden by {result['overridden_by']} at "
                    f"{result['overridden_at']} — {result['override_reason']}")
-    numbers = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    if numbers:
-        st.dataframe(pd.DataFrame({"figure": list(numbers), "value": list(numbers.values())}), hide_index=True)
-    artifacts = job["artifacts"]
     for art in artifacts:
         path = file_of(art)
         if art["name"].endswith(".png") and shown(art["name"]) and path.is_file():
-            st.image(str(path), caption=art["name"])
+            st.image(str(path), caption=f"{caption(art['name'])} ({art['name']})")
+    numbers = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if numbers:
+        with st.expander(f"All result values ({len(numbers)})"):
+            st.dataframe(pd.DataFrame({"figure": list(numbers), "value": list(numbers.values())}), hide_index=True)
     tables = [a for a in artifacts if a["name"].endswith(".csv") and shown(a["name"])]
     for art in tables:
         with st.expander(art["name"]):

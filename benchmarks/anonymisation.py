@@ -262,8 +262,8 @@ def merge_throughput(path: Path | None, rows: list[dict], args: argparse.Namespa
 
 def frontier_plot(table: pd.DataFrame, path: Path) -> None:
     for name, part in table.groupby("dataset"):
-        points = part.set_index("method")[["reid_retrained_recording_acc", "har_wf1_released"]]
-        points.columns = ["re-identification (retrained, recording)", "HAR weighted F1 (released)"]
+        points = part.set_index("method")[["reid_max_recording", "har_wf1_released"]]
+        points.columns = ["re-identification (max over threat models, recording)", "HAR weighted F1 (released)"]
         png = plots.privacy_utility(points, float(part["chance"].iloc[0]), 0.0, *points.columns,
                                     f"{name}: privacy vs utility (goal: x ≤ 2·chance, y ≥ 0.85·real)")
         out = path.with_name(f"{path.stem}_{name}{path.suffix}")

@@ -138,6 +138,7 @@ def frontier(table: pd.DataFrame, chance: float, min_distance_ratio: float, memb
                        label="raw data (frozen network)")
         if not math.isnan(chance):
             ax.axvline(chance, ls="--", c="grey", lw=0.8)
+            ax.text(chance, 0.10, " chance", fontsize=7, color="grey")
             ax.axvline(2 * chance, ls="-", c="red", lw=0.8)
             ax.text(2 * chance, 0.03, " limit", fontsize=7, color="red")
         ax.set_xlim(0, right)
@@ -157,6 +158,7 @@ def frontier(table: pd.DataFrame, chance: float, min_distance_ratio: float, memb
         hits = table["release_membership_tpr"]
         points(ax, hits)
         ax.axvline(membership_fpr, ls="--", c="grey", lw=0.8)
+        ax.text(membership_fpr, 0.10, " chance", fontsize=7, color="grey")
         ax.axvline(2 * membership_fpr, ls="-", c="red", lw=0.8)
         ax.text(2 * membership_fpr, 0.03, " limit", fontsize=7, color="red")
         ax.set_xlim(0, max(0.25, 1.2 * float(hits.max())))

@@ -63,7 +63,7 @@ def _record_images(ctx: JobContext, out: dict[str, Any], name: str) -> None:
 def _summary(row: dict[str, Any]) -> dict[str, Any]:
     """Headline figures, with the membership attack's chance levels beside them (AUC ½, TPR = FPR)."""
     out = {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else (None if isinstance(v, float) else v))
-           for k, v in row.items() if k in HEADLINE or k in ("dataset", "model", "delta")}
+           for k, v in row.items() if k in HEADLINE or k in ("dataset", "model", "delta", "subject_level")}
     return out | {"mia_auc_chance": 0.5, "mia_tpr_at_1fpr_chance": 0.01}
 
 

@@ -141,7 +141,7 @@ def _private_stage(ctx: JobContext, p: PipelineParams, name: str) -> dict[str, A
 
 def _audit_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: str) -> dict[str, Any]:
     """The representation-bias audit as a child job (its trainings are stored as metrics of their
-    own job, so an interrupted audit resumes); its headline figures and box plot are copied here."""
+    own job, so an interrupted audit resumes); its headline figures, box plot and findings are copied here."""
     from anonaudit.jobs.worker import run_job_now
     from anonaudit.store import jobs as job_store
 
@@ -150,9 +150,10 @@ def _audit_stage(ctx: JobContext, p: PipelineParams, ds: SensorDataset, name: st
         ctx.log("bias audit skipped: the subjects table has no age_group or gender column", "warning")
         return {}
     child = run_job_now("bias_audit", _audit_params(p, name, wanted), seed=ctx.seed, progress=scaled(ctx.progress, 0.92, 0.99))
-    box = job_store.artifact_files(child.id).get("box_accuracy.png")
-    if box is not None:
-        ctx.write_bytes("audit_box_accuracy.png", box.read_bytes())
+    files = job_store.artifact_files(child.id)
+    for name in ("box_accuracy.png", "findings.json"):  # the figure and the written findings, for the report
+        if name in files:
+            ctx.write_bytes(f"audit_{name}", files[name].read_bytes())
     summary = {k: v for k, v in (child.result or {}).items() if isinstance(v, (int, float, str)) and k != "dataset"}
     return {"audit_job": child.id, **{f"audit_{k}": v for k, v in summary.items()}}
 
