@@ -109,6 +109,10 @@ def submit(kind: str, params: dict[str, Any]) -> int | None:
     the same check every other path runs."""
     from anonaudit import api
 
+    twin = duplicate(kind, params)
+    if twin is not None:
+        st.warning(f"An identical {kind} job (job {twin}) was queued moments ago; it was not queued again.")
+        return twin
     try:
         job_id = api.submit(kind, params, role=current_role() or "", restrict_paths=True)
     except AnonauditError as exc:
@@ -116,6 +120,22 @@ def submit(kind: str, params: dict[str, Any]) -> int | None:
         return None
     st.success(f"Queued job {job_id} ({kind}); a worker will pick it up.")
     return job_id
+
+
+DUPLICATE_S = 30.0  # a second identical submission this soon is a double click or Enter plus a click
+
+
+def duplicate(kind: str, params: dict[str, Any], now: pd.Timestamp | None = None) -> int | None:
+    """The id of a job of the same kind and parameters queued in the last ``DUPLICATE_S`` seconds, if any."""
+    now = now or pd.Timestamp.now(tz="UTC")
+    wanted = json.loads(json.dumps(params, default=str))
+    for job in job_store.list_jobs(kind=kind, limit=10):
+        created = pd.Timestamp(job["created_at"])
+        created = created.tz_localize("UTC") if created.tzinfo is None else created
+        stored = job.get("params") or {}
+        if (now - created).total_seconds() <= DUPLICATE_S and all(stored.get(k) == v for k, v in wanted.items()):
+            return int(job["id"])
+    return None
 
 
 def recent(kind: str, limit: int = 20) -> list[dict[str, Any]]:
