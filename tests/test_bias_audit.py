@@ -186,7 +186,9 @@ def test_power_analysis_and_small_cell_warnings():
     big, small = audit_stats.draws_needed(0.3, 4), audit_stats.draws_needed(0.05, 4)
     assert big is not None and small is not None and big < small
     runs, subj = _fake_runs(effect=0.02, spread_falls=False, seed=0, draws=2, repeats=1)
-    assert any("only 2 draw(s)" in w for w in audit_stats.analyse(runs, subj).warnings)
+    small_warnings = [w for w in audit_stats.analyse(runs, subj).warnings if "draw(s)" in w]
+    assert len(small_warnings) == 1 and "only 2 draw(s) each" in small_warnings[0], small_warnings  # one, not one per group
+    assert small_warnings[0].count(",") >= 1  # it names every small group
 
 
 # ---------------------------------------------------------------------------- job, resume, CLI, page
@@ -273,6 +275,13 @@ def test_cli_audit_and_page(db_url, tmp_path):
     assert at.multiselect[0].value == ["age_group", "gender"]
     assert any("Findings" in m.value for m in at.markdown)  # the finished CLI job's results are shown
     assert len(at.dataframe) >= 4
+    # the results say their own settings, warn once, and name their columns in words
+    assert any(c.value.startswith("Settings of this audit: 1 draws per group × 1 training(s) per draw, 1 epoch(s)")
+               for c in at.caption)
+    assert len([w for w in at.warning if "Read these results with care" in w.value]) <= 1
+    columns = {c for d in at.dataframe for c in d.value.columns}
+    assert "p (Holm-corrected)" in columns and "p_holm" not in columns
+    assert not any((d.value.astype(str) == "None").any().any() for d in at.dataframe)
     next(n for n in at.number_input if n.label.startswith("Training subjects")).set_value(4).run()
     at.button[0].click().run()
     assert not at.exception, at.exception

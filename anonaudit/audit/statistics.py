@@ -207,8 +207,13 @@ def analyse(runs: pd.DataFrame, subject_scores: pd.DataFrame, metrics: tuple[str
             groups.append(summary.rename(columns={"size": "n_draws"}).assign(network=network, metric=metric))
             findings += _findings(str(network), metric, table, draws, need)
         small = draws.groupby("group").size()
-        for g, n in small[small < MIN_DRAWS].items():
-            warns.append(f"{network}: group {g} has only {n} draw(s); its spread and pairwise comparisons are unreliable")
+        small = small[small < MIN_DRAWS]
+        if len(small):  # one warning for all of them, not one per group
+            counts = sorted(set(small.tolist()))
+            many = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+            warns.append(f"{network}: group{'s' if len(small) > 1 else ''} {', '.join(map(str, small.index))} "
+                         f"{'have' if len(small) > 1 else 'has'} only {many} draw(s) each (fewer than {MIN_DRAWS}); "
+                         f"their spread and pairwise comparisons are unreliable")
     pairwise = pd.concat(pairs, ignore_index=True)
     for row in pairwise[pairwise["group_a"].str.startswith("2") & pairwise["group_b"].str.startswith("2")].to_dict("records"):
         verdict = "differ" if row["significant"] else "do not differ significantly"

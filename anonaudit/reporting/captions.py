@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
+
 # (pattern on the artifact name without a stage prefix, caption); the first match wins
 CAPTIONS: list[tuple[str, str]] = [
     (r"frontier\.png$", "Each judged release against each threat model: points left of the red limit pass; the "
@@ -42,3 +44,22 @@ def caption(name: str) -> str:
 def rank(name: str) -> int:
     """Where the figure goes in a report: the decision's figures first, in ``CAPTIONS`` order; unknown ones last."""
     return next((i for i, (pattern, _) in enumerate(CAPTIONS) if re.search(pattern, name)), len(CAPTIONS))
+
+
+# raw column names of the stored tables as a reader would write them
+COLUMNS = {
+    "p_value": "p", "p_holm": "p (Holm-corrected)", "effect_name": "effect measure", "ci_low": "95 % CI low",
+    "ci_high": "95 % CI high", "draws_needed_80pct_power": "draws for 80 % power", "group_a": "group A",
+    "group_b": "group B", "n_a": "draws A", "n_b": "draws B", "mean_diff_b_minus_a": "mean B − A",
+    "diff_ci_low": "95 % CI low", "diff_ci_high": "95 % CI high", "cliffs_delta": "Cliff's δ",
+    "worst_group_acc": "worst group's accuracy", "best_group_acc": "best group's accuracy", "gap": "gap",
+    "fairness_ratio": "fairness ratio (worst ÷ best)", "min_class_acc": "worst activity's accuracy",
+    "eod_max": "equalized-odds gap (largest)", "n_draws": "draws", "n_subjects": "subjects",
+}
+
+
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """A stored table for reading: column names in words, numbers to four significant digits, and "–" where a
+    value does not exist (never "None" or "nan")."""
+    shown = frame.map(lambda v: f"{v:.4g}" if isinstance(v, float) else v).astype(object)
+    return shown.where(frame.notna().to_numpy(), "–").rename(columns=COLUMNS)

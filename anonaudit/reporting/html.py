@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from anonaudit.reporting.captions import caption, rank
+from anonaudit.reporting.captions import caption, rank, readable
 from anonaudit.reporting.summary import Section, badge, summarise
 
 MAX_TABLE_ROWS = 200
@@ -115,7 +115,7 @@ def _artifact_sections(data: ReportData) -> tuple[str, str, str]:
             note = f" (first {MAX_TABLE_ROWS} of {len(frame)} rows)" if len(frame) > MAX_TABLE_ROWS else ""
             tables.append(
                 f"<h3>{name}{note}</h3>"
-                + frame.head(MAX_TABLE_ROWS).to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0)
+                + readable(frame.head(MAX_TABLE_ROWS)).to_html(index=False, border=0)
             )
     table = (
         "<table><tr><th>name</th><th>kind</th><th>bytes</th><th>sha256</th><th>path</th></tr>" + "".join(listing) + "</table>"

@@ -20,6 +20,7 @@ import ui  # noqa: E402
 from anonaudit.audit.design import build_design, draws_table  # noqa: E402
 from anonaudit.data.dataset import SUBJECTS_FILE  # noqa: E402
 from anonaudit.errors import AnonauditError  # noqa: E402
+from anonaudit.reporting.captions import caption, readable  # noqa: E402
 from anonaudit.store import datasets as dataset_store  # noqa: E402
 from anonaudit.store import jobs as job_store  # noqa: E402
 
@@ -78,22 +79,32 @@ if jobs:
     job_id = ui.pick_finished(jobs, "Show results of job", statuses=("succeeded",))
     if job_id is not None:
         files = job_store.artifact_files(job_id)
+        p = job_store.job_dict(job_id)["params"]
+        boxes = pd.read_csv(files["group_summary.csv"]) if "group_summary.csv" in files else None
+        per_box = "" if boxes is None else (f"; each box holds {boxes['n_draws'].min()}–{boxes['n_draws'].max()} draws"
+                                            if boxes["n_draws"].nunique() > 1 else f"; each box holds "
+                                            f"{boxes['n_draws'].iloc[0]} draws")
+        st.caption(f"Settings of this audit: {p.get('draws')} draws per group × {p.get('repeats')} training(s) per "
+                   f"draw, {p.get('epochs')} epoch(s), {', '.join(p.get('networks') or ['tcnn'])}, "
+                   f"{p.get('train_subjects')} training subjects per set{per_box}.")
         if "findings.json" in files:
             found = json.loads(files["findings.json"].read_text(encoding="utf-8"))
             st.markdown("#### Findings")
             for line in found["findings"]:
                 st.markdown(f"- {line}")
-            for line in found["warnings"] + [f"group {i['group']}: {i['reason']}" for i in found["infeasible_groups"]]:
-                st.warning(line)
+            caveats = list(dict.fromkeys(found["warnings"] + [f"group {i['group']}: {i['reason']}"
+                                                               for i in found["infeasible_groups"]]))
+            if caveats:  # one warning box, not one per group
+                st.warning("Read these results with care:\n" + "\n".join(f"- {line}" for line in caveats))
             st.markdown("#### Whom to recruit next")
             for line in found["advice"]:
                 st.markdown(f"- {line}")
         for art, path in files.items():
             if art.endswith(".png"):
-                st.image(str(path), caption=art)
+                st.image(str(path), caption=caption(art))
         for art, title in (("test_table.csv", "Test table"), ("pairwise.csv", "Pairwise comparisons (Holm)"),
                            ("fairness_table.csv", "Fairness across test-subject groups"), ("advice.csv", "Level combinations")):
             if art in files:
                 st.markdown(f"#### {title}")
-                st.dataframe(pd.read_csv(files[art]), hide_index=True, width="stretch")
+                st.dataframe(readable(pd.read_csv(files[art])), hide_index=True, width="stretch")
         ui.report_download(job_id)
