@@ -6,6 +6,10 @@ render, exactly as ``streamlit run`` executes it for a browser. The browser's ow
 included: it does not depend on the number of jobs, which is what this benchmark is about.
 Each page is run once to warm imports (the "cold" column also holds AppTest's own one-off
 component scan), then ``--repeats`` more times in the same session; the median is reported. ``render_s_1000_jobs`` is the slowest page's median (the issue asks for < 2 s).
+``cold_render_s_max``: every page's first run in a fresh interpreter (after AppTest's component
+scan, which a server pays once at start), its own imports included — the slowest (target ≤ 3 s).
+It is the whole first run, an upper bound on when the title shows (pages import their heavy
+modules after the title).
 
 How the store is filled: UTD-MHAD inertial (real data, ``../shared/datasets``) is imported and
 one real ``evaluate`` job (feature models, so it is quick) runs on it in this process. Its
@@ -104,6 +108,35 @@ def timed_page(label: str, script: Path, repeats: int, setup=None, job: int | No
             "max_s": round(max(runs), 3)}
 
 
+_COLD = """
+import json, sys, tempfile, time
+from pathlib import Path
+from streamlit.testing.v1 import AppTest
+warm = Path(tempfile.mkdtemp()) / "warm.py"
+warm.write_text("import streamlit as st\\nst.write(1)\\n")
+AppTest.from_file(str(warm)).run()  # AppTest's one-off component scan, which a server pays once at start
+at = AppTest.from_file(sys.argv[1], default_timeout=600)
+t = time.perf_counter()
+at.run()
+print(json.dumps({"s": time.perf_counter() - t, "exception": [e.message for e in at.exception]}))
+"""
+
+
+def cold_pages() -> list[dict[str, Any]]:
+    """Each page's first render in a fresh interpreter: its own imports included, as on a server's first visit."""
+    import subprocess
+
+    rows = []
+    for script in [APP / "Home.py", *sorted((APP / "views").glob("*.py"))]:
+        out = subprocess.run([sys.executable, "-c", _COLD, str(script)], capture_output=True, text=True, check=True,
+                             cwd=REPO)
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        if row["exception"]:
+            raise RuntimeError(f"{script.name}: {row['exception'][0]}")
+        rows.append({"page": script.stem, "cold_render_s": round(row["s"], 3)})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the figures to this file")
@@ -157,8 +190,16 @@ def main() -> None:
     worst = max(p["median_s"] for p in pages)
     print(f"\nrender_s_1000_jobs = {worst:.3f} s (slowest page, median of {args.repeats} warm AppTest runs; "
           f"{'under' if worst < 2 else 'OVER'} the 2 s target)")
+    cold = cold_pages()
+    print(f"\n{'page (first render, fresh interpreter)':<{width}}  {'s':>7}")
+    for row in cold:
+        print(f"{row['page']:<{width}}  {row['cold_render_s']:>7.3f}")
+    cold_max = max(r["cold_render_s"] for r in cold)
+    print(f"\ncold_render_s_max = {cold_max:.3f} s (slowest page's whole first run, its imports included; "
+          f"{'under' if cold_max <= 3 else 'OVER'} the 3 s target)")
     if args.json:
-        figures = {"render_s_1000_jobs": worst, "jobs": store["jobs"], "pages": pages, "store": store,
+        figures = {"render_s_1000_jobs": worst, "cold_render_s_max": cold_max, "cold_pages": cold,
+                   "jobs": store["jobs"], "pages": pages, "store": store,
                    "method": "AppTest server-side page runs, warm median", "repeats": args.repeats,
                    "python": sys.version.split()[0], "machine": platform.machine(), "cpus": os.cpu_count()}
         args.json.write_text(json.dumps(figures, indent=2, default=str))

@@ -10,13 +10,15 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ui  # noqa: E402
 
-from anonaudit.evaluate.attackers import classifier_names  # noqa: E402
 from anonaudit.store import datasets as dataset_store  # noqa: E402
 
 st.set_page_config(page_title="anonaudit · evaluate", layout="wide")
 st.title("Evaluate privacy and utility")
 st.caption("HAR on unseen subjects; re-identification by the frozen network and by attackers retrained on the "
            "released data, per window and per recording; chance levels and subject-bootstrap CIs beside every score.")
+
+# heavy imports after the first elements, so the title shows at once on a cold start (issue 19)
+from anonaudit.evaluate.attackers import classifier_names  # noqa: E402
 
 names = [d["name"] for d in dataset_store.list_datasets()]
 if not names:

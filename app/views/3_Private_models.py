@@ -17,8 +17,6 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ui  # noqa: E402
 
-from anonaudit.jobs.kinds.dp_train import HEADLINE  # noqa: E402
-from anonaudit.private.data import MNIST_DEFAULT  # noqa: E402
 from anonaudit.store import datasets as dataset_store  # noqa: E402
 
 st.set_page_config(page_title="anonaudit · private models", layout="wide")
@@ -26,6 +24,10 @@ st.title("Differentially private generative models")
 st.caption("ANN and fully spiking (FSVAE-style) VAEs trained with DP-SGD (Opacus). Give a target ε and the noise "
            "is computed for it, or give the noise and see the ε it spends (RDP accountant, PRV cross-check). "
            "Every model is audited with membership-inference attacks.")
+
+# heavy imports after the first elements, so the title shows at once on a cold start (issue 19)
+from anonaudit.jobs.kinds.dp_train import HEADLINE  # noqa: E402
+from anonaudit.private.data import MNIST_DEFAULT  # noqa: E402
 
 sources = ["digits"] + (["mnist"] if MNIST_DEFAULT.is_dir() else []) + [d["name"] for d in dataset_store.list_datasets()]
 

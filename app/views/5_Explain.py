@@ -19,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ui  # noqa: E402
 
 from anonaudit.errors import AnonauditError  # noqa: E402
-from anonaudit.jobs.kinds.explain import default_data_path, load_data  # noqa: E402
 from anonaudit.store import jobs as job_store  # noqa: E402
 
 METHOD_NAMES = {"rlime": "R-LIME", "lime": "LIME", "anchor": "Anchor"}
@@ -28,6 +27,9 @@ st.set_page_config(page_title="anonaudit · explain", layout="wide")
 st.title("Explain a prediction")
 st.caption("R-LIME finds a rule (a rectangle of the input space) inside which a linear surrogate imitates the "
            "black box with accuracy above τ; LIME and Anchor explain the same instance for comparison.")
+
+# heavy imports after the first elements, so the title shows at once on a cold start (issue 19)
+from anonaudit.jobs.kinds.explain import default_data_path, load_data  # noqa: E402
 
 
 @st.cache_data(show_spinner=False)
