@@ -309,12 +309,14 @@ def privacy_utility_table(jobs: list[dict[str, Any]], releasable: dict[str, bool
                 rows.append({"job": job["id"], "method": point["method"] + knob, "release": point["released"],
                              "re-identification": point["release_reid_max_recording"],
                              "HAR weighted F1": point["har_wf1_released"], "HAR F1 (original)": point["har_wf1_real"],
-                             "re-id chance": point["reid_chance"], "DP ε (per subject)": point.get("epsilon"),
+                             "re-id chance": point["reid_chance"], "re-id (original)": point.get("reid_real_recording_acc"),
+                             "DP ε (per subject)": point.get("epsilon"),
                              "releasable": {True: "yes", False: "NO"}.get(releasable.get(point["released"]),
                                                                           "not checked")})
             continue
         prefix = "anon_" if job["kind"] == "pipeline" else ""
-        values = {k: result.get(prefix + k) for k in (*PRIVACY_KEYS, UTILITY_KEY, "har_wf1_real", "reid_chance")}
+        values = {k: result.get(prefix + k) for k in (*PRIVACY_KEYS, UTILITY_KEY, "har_wf1_real", "reid_chance",
+                                                      "reid_real_recording_acc")}
         privacy = next((values[k] for k in PRIVACY_KEYS if values[k] is not None), None)
         if privacy is None or values[UTILITY_KEY] is None:
             continue
@@ -322,6 +324,7 @@ def privacy_utility_table(jobs: list[dict[str, Any]], releasable: dict[str, bool
         rows.append({"job": job["id"], "method": result.get(prefix + "method"), "release": name,
                      "re-identification": privacy, "HAR weighted F1": values[UTILITY_KEY],
                      "HAR F1 (original)": values["har_wf1_real"], "re-id chance": values["reid_chance"],
+                     "re-id (original)": values["reid_real_recording_acc"],
                      "DP ε (per subject)": result.get(prefix + "epsilon"),
                      "releasable": {True: "yes", False: "NO", None: "not checked"}[releasable.get(name)]})
     frame = pd.DataFrame(rows)

@@ -315,7 +315,7 @@ def _judged(method: str, reid: float, f1: float, **extra: float) -> None:
     job = job_store.start_job("anonymise", {"dataset": "s", "method": method}, "test", 60)
     job_store.finish_job(job.id, "test", result={"released": f"s-{method}", "method": method, "reid_chance": 0.25,
                                                  "reid_retrained_recording_acc": reid, "har_wf1_released": f1,
-                                                 **extra})
+                                                 "har_wf1_real": 0.95, "reid_real_recording_acc": 0.98, **extra})
 
 
 def test_anonymise_page_privacy_utility_frontier(db_url, tmp_path):
@@ -330,4 +330,11 @@ def test_anonymise_page_privacy_utility_frontier(db_url, tmp_path):
     assert on == {"anon_acg": True, "noise": False, "ae": True, "none": True, "dp_synth": True}
     spent = dict(zip(table["method"], table["DP ε (per subject)"]))
     assert spent["dp_synth"] == 12.5 and pd.isna(spent["anon_acg"])
+    # the chart marks the original data and labels chance and the limit
+    import json
+
+    layers = json.loads(at.get("vega_lite_chart")[0].proto.spec)["layer"]
+    marks = [layer["mark"] if isinstance(layer["mark"], dict) else {"type": layer["mark"]} for layer in layers]
+    assert any(m["type"] == "point" and m.get("shape") == "diamond" for m in marks)  # the original data
+    assert [m["type"] for m in marks].count("text") == 2 and any(m["type"] == "rule" for m in marks)  # labelled
     assert at.get("vega_lite_chart")

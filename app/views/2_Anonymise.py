@@ -113,17 +113,28 @@ if releases:
 
 
 def _frontier_chart(table: pd.DataFrame) -> alt.LayerChart:
-    """Releases as points (shape: verdict), the frontier as a line, chance as a dashed rule."""
+    """Releases as points (shape: verdict), the frontier as a line, the original data as a labelled point, and
+    chance and the release limit (2 × chance) as labelled rules."""
     points = alt.Chart(table).mark_point(size=90, filled=True).encode(
         x=alt.X("re-identification:Q", scale=alt.Scale(domain=[0, 1]), title="re-identification (strongest attacker)"),
         y=alt.Y("HAR weighted F1:Q", scale=alt.Scale(domain=[0, 1])), color="method:N", shape="releasable:N",
         tooltip=["job", "release", "method", "re-identification", "HAR weighted F1", "releasable"])
     line = alt.Chart(table[table["on frontier"]]).mark_line(color="grey").encode(
         x="re-identification:Q", y="HAR weighted F1:Q")
+    layers = points + line
     chance = pd.to_numeric(table["re-id chance"], errors="coerce").max()
-    rule = alt.Chart(pd.DataFrame({"chance": [0.0 if pd.isna(chance) else chance]})).mark_rule(
-        strokeDash=[4, 4], color="grey", opacity=0.0 if pd.isna(chance) else 1.0).encode(x="chance:Q")
-    return points + line + rule
+    if not pd.isna(chance):
+        rules = pd.DataFrame({"x": [chance, 2 * chance], "label": ["chance", "limit (2 × chance)"], "y": [0.04, 0.1]})
+        layers += alt.Chart(rules).mark_rule(strokeDash=[4, 4]).encode(
+            x="x:Q", color=alt.Color("label:N", scale=alt.Scale(range=["grey", "red"]), legend=None))
+        layers += alt.Chart(rules).mark_text(align="left", dx=4).encode(x="x:Q", y="y:Q", text="label:N")
+    original = table[["re-id (original)", "HAR F1 (original)"]].apply(pd.to_numeric, errors="coerce").median()
+    if original.notna().all():
+        raw = pd.DataFrame({"x": [original.iloc[0]], "y": [original.iloc[1]], "label": ["original data"]})
+        layers += alt.Chart(raw).mark_point(shape="diamond", size=140, filled=True, color="black").encode(
+            x="x:Q", y="y:Q", tooltip=["label"])
+        layers += alt.Chart(raw).mark_text(align="left", dx=8, dy=-8).encode(x="x:Q", y="y:Q", text="label:N")
+    return layers
 
 
 judged = [j for kind in ("anonymise", "frontier", "pipeline")
@@ -134,7 +145,8 @@ if table.empty:
     st.info("No judged releases yet: anonymise with evaluation on to place a release here.")
 else:
     st.caption("Each point is a release: lower re-identification (left) and higher activity-recognition F1 (up) "
-               "are better; the line joins the releases no other release beats on both.")
+               "are better; the line joins the releases no other release beats on both. The diamond is the original "
+               "data; a release passes only left of the red limit (and every other check).")
     st.altair_chart(_frontier_chart(table), width="stretch")
     st.dataframe(table.sort_values("re-identification"), hide_index=True, width="stretch")
 
