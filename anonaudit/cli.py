@@ -381,10 +381,13 @@ def report(
     job_id: int,
     out: Annotated[Optional[Path], typer.Option(help="Output HTML file (default: reports/job-ID-KIND.html).")] = None,
 ) -> None:
-    """Render a job's standalone HTML report."""
-    from anonaudit.jobs.reports import write_report
+    """Render a job's standalone HTML report (and, for a job that judged a release, its Markdown datasheet)."""
+    from anonaudit.jobs.reports import write_datasheet, write_report
 
     typer.echo(str(write_report(job_id, out)))
+    sheet = write_datasheet(job_id)
+    if sheet is not None:
+        typer.echo(str(sheet))
 
 
 @app.command()

@@ -264,10 +264,17 @@ def report_html(job_id: int) -> tuple[str, str]:
 
 
 def report_download(job_id: int) -> None:
-    """Download button for the standalone HTML report; rendered only when clicked."""
+    """Download buttons for the standalone HTML report and, where the job judged a release, its datasheet;
+    each rendered only when clicked."""
+    from anonaudit.jobs.reports import release_datasheet
+
     name = f"job-{job_id}.html"
     st.download_button("Download report (standalone HTML)", lambda: report_html(job_id)[0], file_name=name,
                        mime="text/html", key=f"report-{job_id}", on_click="ignore")
+    sheet = release_datasheet(job_id)  # a summary of stored figures: cheap, and shown only where it exists
+    if sheet is not None:
+        st.download_button("Download the release's datasheet (Markdown)", sheet, file_name=f"job-{job_id}-datasheet.md",
+                           mime="text/markdown", key=f"datasheet-{job_id}", on_click="ignore")
 
 
 def params_json(params: dict[str, Any]) -> str:

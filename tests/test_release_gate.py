@@ -146,6 +146,14 @@ def test_the_main_jobs_release_can_be_checked(db_url, tmp_path):
         first = page.index("<section class='headline refused'><h2>Release</h2>")
         assert first < page.index(verdict_text) < page.index("<h2>Figures</h2>") < page.index("<summary>All result")
         assert "anon_reid" not in page[:page.index("<details>")] and "release_reid_max" not in page[:page.index("<details>")]
+    # the datasheet that travels with the release says what it protects against and what not
+    from anonaudit.jobs.reports import release_datasheet
+
+    sheet = release_datasheet(check["id"])
+    assert sheet.startswith("# Datasheet:") and "**Verdict:** NOT releasable." in sheet
+    assert sheet.index("## What it protects against") < sheet.index("## What it does not protect")
+    assert sum(line.startswith("| ") for line in sheet.splitlines()) == len(verdict["checks"]) + 1  # + header
+    assert "S-" not in sheet and "private" not in sheet  # no pseudonym, no private artifact
     checks = page[page.index("Every threat model and attacker"):page.index("</section>", first)]
     rows = checks.split("<tr>")[1:]  # the header row carries a style attribute
     assert "memorisation" in rows[0] and "NO" in rows[0] and len(rows) == len(verdict["checks"])
