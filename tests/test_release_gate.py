@@ -157,3 +157,16 @@ def test_the_main_jobs_release_can_be_checked(db_url, tmp_path):
     checks = page[page.index("Every threat model and attacker"):page.index("</section>", first)]
     rows = checks.split("<tr>")[1:]  # the header row carries a style attribute
     assert "memorisation" in rows[0] and "NO" in rows[0] and len(rows) == len(verdict["checks"])
+
+
+def test_a_frontiers_points_are_read_back_with_their_verdicts():
+    import io
+
+    import pandas as pd
+
+    from anonaudit.reporting.summary import _points
+
+    stored = pd.DataFrame({"method": ["synth", "donor"], "knob": [None, "k"], "value": [None, 4.0],
+                           "releasable": [True, False], "release_threat_model": ["metadata", "membership"]})
+    frame = pd.read_csv(io.StringIO(stored.to_csv(index=False)))  # as the report reads it: numpy bools
+    assert _points(frame) == "synth passed; donor k=4 refused by membership"

@@ -121,8 +121,8 @@ def _points(frontier: pd.DataFrame) -> str:
     out = []
     for _, r in frontier.iterrows():
         name = r["method"] + ("" if pd.isna(r["value"]) else f" {r['knob']}={r['value']:g}")
-        out.append(f"{name} " + ("passed" if r["releasable"] is True or r["releasable"] == "True"
-                                 else f"refused by {r['release_threat_model']}"))
+        passed = str(r["releasable"]) == "True"  # read back from CSV: a numpy bool, or text beside empty cells
+        out.append(f"{name} " + ("passed" if passed else f"refused by {r['release_threat_model']}"))
     return "; ".join(out)
 
 
