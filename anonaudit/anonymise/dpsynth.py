@@ -34,7 +34,7 @@ from anonaudit.anonymise.synth import PHASES, ActivitySynthesis, run_log_spreads
 from anonaudit.anonymise.method import run_starts
 from anonaudit.errors import DataError
 from anonaudit.private.dp import Privacy
-from anonaudit.private.mechanism import gaussian_sum
+from anonaudit.private.mechanism import clip_rows, gaussian_sum
 from anonaudit.progress import ProgressFn
 
 DP_RANK = 48  # numbers per block: the lowest max(1, DP_RANK // channels) frequencies of every channel
@@ -67,8 +67,7 @@ class PrivateSynthesis(ActivitySynthesis):
             raise DataError(f"subject-level DP needs at least two subjects, got {len(units)}")
         d, C = pairs.shape[1], Z.shape[2]
         bound = np.sqrt(Z.shape[1] // 2 * 2 * C)  # a pair of blocks at unit variance per sample
-        norm = np.linalg.norm(pairs, axis=1, keepdims=True)
-        b = pairs * np.minimum(1.0, bound / np.maximum(norm, 1e-300)) / bound
+        b = clip_rows(pairs, bound) / bound
         new = run_starts(activity, recording)
         spread = np.clip(run_log_spreads(Z, new), -LOG_SPREAD_BOUND, LOG_SPREAD_BOUND) / LOG_SPREAD_BOUND
         parts = {"count": 1, "mean": d, "second": d * d, "spread": C, "spread2": C}

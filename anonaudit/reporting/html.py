@@ -136,7 +136,7 @@ def render_html(data: ReportData) -> str:
     )}
     figures, tables, artifact_table = _artifact_sections(data)
     sections = summarise(job, {a["name"]: data.artifact_root / a["path"] for a in data.artifacts if a.get("shown")})
-    outcome, tone = badge(job, sections)
+    outcome, tone = badge(sections)
     logs = "\n".join(f"{log.get('ts', '')} {log.get('level', '')}: {log.get('message', '')}" for log in data.logs)
     parts = [
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",

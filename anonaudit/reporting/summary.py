@@ -136,7 +136,7 @@ _EVALUATION = [
 ]
 
 
-def _evaluation(files: Mapping[str, Path], prefix: str) -> Section | None:
+def _evaluation(result: Mapping[str, Any], files: Mapping[str, Path], prefix: str) -> Section | None:
     scores = _read(files, f"{prefix}scores.csv")
     if scores is None or scores.empty:
         return None
@@ -167,7 +167,7 @@ def _evaluation(files: Mapping[str, Path], prefix: str) -> Section | None:
     return Section("Evaluation", verdict, INFO, figures)
 
 
-def _private(result: Mapping[str, Any], prefix: str) -> Section | None:
+def _private(result: Mapping[str, Any], files: Mapping[str, Path], prefix: str) -> Section | None:
     epsilon = result.get(f"{prefix}epsilon")
     if f"{prefix}epsilon" not in result or f"{prefix}recon_mse" not in result:
         return None
@@ -194,7 +194,7 @@ def _private(result: Mapping[str, Any], prefix: str) -> Section | None:
     return Section("DP model", verdict, tone, frame, notes=notes)
 
 
-def _audit(files: Mapping[str, Path], prefix: str) -> Section | None:
+def _audit(result: Mapping[str, Any], files: Mapping[str, Path], prefix: str) -> Section | None:
     found = _read(files, f"{prefix}findings.json")
     if found is None:
         return None
@@ -205,7 +205,7 @@ def _audit(files: Mapping[str, Path], prefix: str) -> Section | None:
     return Section("Bias audit", verdict, WARNING if findings else INFO, notes=notes)
 
 
-def _explanation(files: Mapping[str, Path], prefix: str) -> Section | None:
+def _explanation(result: Mapping[str, Any], files: Mapping[str, Path], prefix: str) -> Section | None:
     exps = _read(files, f"{prefix}explanations.json")
     if exps is None or "rlime" not in exps:
         return None
@@ -222,33 +222,22 @@ def _explanation(files: Mapping[str, Path], prefix: str) -> Section | None:
                    notes=notes)
 
 
+Reader = Callable[[Mapping[str, Any], Mapping[str, Path], str], Section | None]
 # each stage's reader and the prefix its artifacts and result keys carry in the main job
-_STAGES: list[tuple[str, Callable[..., Section | None]]] = [
-    ("anon_", lambda result, files, prefix: _release(result, files, prefix)),
-    ("", lambda result, files, prefix: _evaluation(files, prefix)),
-    ("explain_", lambda result, files, prefix: _explanation(files, prefix)),
-    ("dp_", lambda result, files, prefix: _private(result, prefix)),
-    ("audit_", lambda result, files, prefix: _audit(files, prefix)),
-]
+_STAGES: list[tuple[str, Reader]] = [("anon_", _release), ("", _evaluation), ("explain_", _explanation),
+                                     ("dp_", _private), ("audit_", _audit)]
 
 
 def summarise(job: Mapping[str, Any], files: Mapping[str, Path]) -> list[Section]:
     """The headline sections of a finished job (``files``: its shown artifacts by name)."""
     result = job.get("result") or {}
     files = {k: v for k, v in files.items() if not k.startswith("private/")}
-    if job.get("kind") == "pipeline":
-        stages = _STAGES
-    else:
-        stages = [("", reader) for _, reader in _STAGES]
-    sections = []
-    for prefix, reader in stages:
-        section = reader(result, files, prefix)
-        if section is not None:
-            sections.append(section)
-    return sections
+    pipeline = job.get("kind") == "pipeline"
+    sections = [reader(result, files, prefix if pipeline else "") for prefix, reader in _STAGES]
+    return [s for s in sections if s is not None]
 
 
-def badge(job: Mapping[str, Any], sections: list[Section]) -> tuple[str, str]:
+def badge(sections: list[Section]) -> tuple[str, str]:
     """The job's outcome in two words, apart from its status: a job can succeed and refuse its release."""
     release = next((s for s in sections if s.title == "Release"), None)
     if release is None:
